@@ -1,0 +1,1 @@
+"""Dragoman clients: the command-line transcriber and the benchmark."""

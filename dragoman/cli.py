@@ -1,0 +1,174 @@
+"""The `dragoman` command: run the services, stream files, benchmark, show settings."""
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from dragoman import logs
+from dragoman.settings import SettingsError, add_arguments, describe, from_arguments
+from server.settings import GatewaySettings
+from stt.settings import SttSettings
+
+SAMPLE = Path(__file__).resolve().parent.parent / "clients" / "samples" / "jfk.wav"
+STT_PREFIX = "stt_"
+
+
+def _client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target", default="127.0.0.1:50051", help="gateway address (default: %(default)s)"
+    )
+    parser.add_argument("--language", default="", help="ISO 639-1 code; empty detects")
+    parser.add_argument("--model", default="", help="model name; empty is the service default")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dragoman", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="gateway and STT in one process (loopback gRPC)")
+    add_arguments(serve, GatewaySettings)
+    add_arguments(serve, SttSettings, prefix=STT_PREFIX)
+
+    demo = commands.add_parser(
+        "demo", help="like serve, and first streams a sample through it, showing the transcript"
+    )
+    demo.add_argument("file", nargs="?", default=str(SAMPLE), help="audio file to stream")
+    add_arguments(demo, GatewaySettings)
+    add_arguments(demo, SttSettings, prefix=STT_PREFIX)
+
+    gateway = commands.add_parser("gateway", help="the public gateway alone")
+    add_arguments(gateway, GatewaySettings)
+
+    stt = commands.add_parser("stt", help="the STT service alone")
+    add_arguments(stt, SttSettings)
+
+    transcribe = commands.add_parser("transcribe", help="stream an audio file to a gateway")
+    transcribe.add_argument("file", help="any audio file PyAV can decode")
+    _client_arguments(transcribe)
+    transcribe.add_argument("--fast", action="store_true", help="send as fast as possible")
+    transcribe.add_argument("--json", action="store_true", help="every response as a JSON line")
+    transcribe.add_argument("--no-interim", action="store_true", help="final results only")
+    transcribe.add_argument("--words", action="store_true", help="ask for word time offsets")
+
+    bench = commands.add_parser("bench", help="latency, real-time factor and WER on speech clips")
+    bench.add_argument(
+        "--models", default="tiny.en", help="comma-separated models (default: %(default)s)"
+    )
+    bench.add_argument("--manifest", default=None, help="clip manifest (default: the test clips)")
+    bench.add_argument("--streams", type=int, default=1, help="concurrent streams")
+    add_arguments(bench, GatewaySettings)
+    add_arguments(bench, SttSettings, prefix=STT_PREFIX)
+
+    config = commands.add_parser("config", help="print the effective settings")
+    config.add_argument("service", choices=["gateway", "stt"], nargs="?")
+    config.add_argument(
+        "--markdown", action="store_true", help="the defaults as the README's settings table"
+    )
+    return parser
+
+
+def _embedded_settings(args: argparse.Namespace) -> tuple[GatewaySettings, SttSettings]:
+    gateway = from_arguments(GatewaySettings, args)
+    loopback = {"host": "127.0.0.1"}
+    if not hasattr(args, STT_PREFIX + "port"):
+        loopback["port"] = 0
+    stt = from_arguments(SttSettings, args, STT_PREFIX, **loopback)
+    return gateway, stt
+
+
+def _print_settings(classes: list[type[BaseSettings]], markdown: bool) -> None:
+    """The effective settings, or with --markdown the declared defaults as a table."""
+    if markdown:
+        print("| variable | flag | default | meaning |\n| --- | --- | --- | --- |")
+        for cls in classes:
+            for flag, variable, value, description in describe(cls):
+                print(f"| `{variable}` | `{flag}` | `{value}` | {description} |")
+        return
+    for cls in classes:
+        print(f"# {cls.__name__}")
+        for flag, variable, value, _ in describe(cls, cls()):
+            print(f"{variable}={value}  ({flag})")
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    from dragoman import embedded
+
+    if args.command in ("serve", "demo"):
+        gateway, stt = _embedded_settings(args)
+        logs.configure(gateway.log_level, gateway.log_json)
+        then = None
+        if args.command == "demo":
+            from clients.transcribe import transcribe
+
+            async def then(address: str) -> None:
+                print(f"streaming {args.file} to {address} at real-time pace:", flush=True)
+                await transcribe(address, args.file, realtime=True, json_lines=False)
+                print(f"\nDragoman is serving on {address}; press Ctrl-C to stop.", flush=True)
+
+        await embedded.run(gateway, stt, then)
+        return 0
+    if args.command == "gateway":
+        from server.app import serve
+
+        settings = from_arguments(GatewaySettings, args)
+        logs.configure(settings.log_level, settings.log_json)
+        await serve(settings)
+        return 0
+    if args.command == "stt":
+        from stt.app import serve
+
+        settings = from_arguments(SttSettings, args)
+        logs.configure(settings.log_level, settings.log_json)
+        await serve(settings)
+        return 0
+    if args.command == "transcribe":
+        from clients.transcribe import transcribe
+
+        logs.configure("WARNING")
+        return await transcribe(
+            args.target,
+            args.file,
+            realtime=not args.fast,
+            json_lines=args.json,
+            language_code=args.language,
+            model=args.model,
+            interim_results=not args.no_interim,
+            word_time_offsets=args.words,
+        )
+    if args.command == "bench":
+        from clients.bench import run_benchmark
+
+        gateway, stt = _embedded_settings(args)
+        logs.configure("WARNING")
+        return await run_benchmark(
+            gateway,
+            stt,
+            models=args.models.split(","),
+            manifest=args.manifest,
+            streams=args.streams,
+        )
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            services = {"gateway": GatewaySettings, "stt": SttSettings}
+            chosen = [services[args.service]] if args.service else list(services.values())
+            _print_settings(chosen, args.markdown)
+            return 0
+        return asyncio.run(_dispatch(args))
+    except (SettingsError, ValidationError) as error:
+        print(f"dragoman: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The lifecycle every Dragoman gRPC service shares: health, reflection, start and drain.
+
+Health starts NOT_SERVING and turns SERVING only when the service says it is ready (its
+model is loaded), so load balancers and Kubernetes probes never route to a cold replica.
+"""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Message limits shared by servers and the channels between services."""
+    return [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+    ]
+
+
+class ServiceHost:
+    """Owns one `grpc.aio.Server` with health checking and reflection."""
+
+    def __init__(
+        self,
+        service_names: Sequence[str],
+        *,
+        max_message_bytes: int,
+        interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
+        self.service_names = list(service_names)
+        self.server = grpc.aio.server(
+            options=channel_options(max_message_bytes), interceptors=list(interceptors)
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        """Binds and starts serving (NOT_SERVING until `set_serving`); returns the bound port."""
+        reflection.enable_server_reflection(
+            [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        for name in ["", *self.service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        await self.server.start()
+        return self.port
+
+    async def set_serving(self) -> None:
+        for name in ["", *self.service_names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace_s: float) -> None:
+        """Reports NOT_SERVING, refuses new calls and lets calls in flight end within grace."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+async def run_until_signal(
+    stop: Callable[[], Awaitable[None]], *, signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM)
+) -> None:
+    """Waits for SIGINT or SIGTERM, then runs `stop` once."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in signals:
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
+        logger.info("signal received, draining")
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await stop()

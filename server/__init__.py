@@ -1,0 +1,1 @@
+"""The Dragoman gateway: public gRPC service, audio front end, VAD and segmenter."""

@@ -1,0 +1,124 @@
+"""Turns a client's RecognitionConfig into validated options, with the server's defaults.
+
+Every problem is reported at once with the field name and the valid values, so that a
+client fixes its config in one round trip.
+"""
+
+from dataclasses import dataclass
+
+from faster_whisper.tokenizer import _LANGUAGE_CODES
+from google.protobuf import duration_pb2
+
+from dragoman.speech.v1 import speech_pb2
+from server.errors import InvalidRequestError
+from server.segmenter import SegmenterOptions
+from server.settings import GatewaySettings
+from server.vad import VadOptions
+
+AUTO_LANGUAGE = "auto"
+ENCODINGS = {
+    speech_pb2.AUDIO_ENCODING_LINEAR16: "LINEAR16",
+    speech_pb2.AUDIO_ENCODING_COMPRESSED: "COMPRESSED",
+}
+LANGUAGES = frozenset(_LANGUAGE_CODES)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Everything a recognition stream needs to know, validated."""
+
+    encoding: str
+    sample_rate_hz: int
+    channels: int
+    language_code: str
+    """ISO 639-1 code, or empty to detect per utterance."""
+    model: str
+    """Model name, or empty for the STT service's default."""
+    word_time_offsets: bool
+    interim_results: bool
+    single_utterance: bool
+    speech_events: bool
+    vad: VadOptions
+    segmenter: SegmenterOptions
+
+
+def _seconds(duration: duration_pb2.Duration, default: float) -> float:
+    value = duration.seconds + duration.nanos / 1e9
+    return value if value else default
+
+
+def _check_range(problems: list[str], name: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        problems.append(f"{name} {value:g} is out of range: valid values are {low:g}-{high:g}")
+
+
+def parse(
+    config: speech_pb2.RecognitionConfig,
+    voice_activity: speech_pb2.VoiceActivityConfig,
+    settings: GatewaySettings,
+    *,
+    interim_results: bool = False,
+    single_utterance: bool = False,
+    speech_events: bool = False,
+) -> StreamOptions:
+    """Validates a config; raises InvalidRequestError naming every bad field."""
+    problems: list[str] = []
+    encoding = ENCODINGS.get(config.encoding)
+    if encoding is None:
+        problems.append(
+            f"encoding {speech_pb2.AudioEncoding.Name(config.encoding)} is not supported: "
+            f"valid values are {', '.join('AUDIO_ENCODING_' + e for e in ENCODINGS.values())}"
+        )
+    channels = config.audio_channel_count or 1
+    if encoding == "LINEAR16":
+        _check_range(problems, "sample_rate_hertz", config.sample_rate_hertz, 8000, 48000)
+        _check_range(problems, "audio_channel_count", channels, 1, 8)
+    language = config.language_code.strip().lower()
+    if language == AUTO_LANGUAGE:
+        language = ""
+    if language and language not in LANGUAGES:
+        problems.append(
+            f"language_code {config.language_code!r} is not known: use an ISO 639-1 code "
+            f"({', '.join(sorted(LANGUAGES)[:12])}, ...) or 'auto'"
+        )
+    aggressiveness = (
+        voice_activity.aggressiveness
+        if voice_activity.set_aggressiveness
+        else settings.vad_aggressiveness
+    )
+    _check_range(problems, "voice_activity.aggressiveness", aggressiveness, 0, 3)
+    threshold = voice_activity.speech_threshold or settings.vad_speech_threshold
+    if not 0 < threshold < 1:
+        problems.append(
+            f"voice_activity.speech_threshold {threshold:g} is out of range: valid values are "
+            "between 0 and 1 (exclusive)"
+        )
+    endpoint = _seconds(voice_activity.endpoint_silence, settings.endpoint_silence_s)
+    pre_speech = _seconds(voice_activity.pre_speech, settings.pre_speech_s)
+    max_utterance = _seconds(voice_activity.max_utterance_duration, settings.max_utterance_s)
+    min_speech = _seconds(voice_activity.min_speech, settings.min_speech_s)
+    _check_range(problems, "voice_activity.endpoint_silence", endpoint, 0.1, 5)
+    _check_range(problems, "voice_activity.pre_speech", pre_speech, 0, 2)
+    _check_range(problems, "voice_activity.max_utterance_duration", max_utterance, 1, 30)
+    _check_range(problems, "voice_activity.min_speech", min_speech, 0, 1)
+    if problems:
+        raise InvalidRequestError("invalid config: " + "; ".join(problems))
+    assert encoding is not None
+    return StreamOptions(
+        encoding=encoding,
+        sample_rate_hz=config.sample_rate_hertz,
+        channels=channels,
+        language_code=language,
+        model=config.model.strip(),
+        word_time_offsets=config.enable_word_time_offsets,
+        interim_results=interim_results,
+        single_utterance=single_utterance,
+        speech_events=speech_events,
+        vad=VadOptions(aggressiveness=aggressiveness, speech_threshold=threshold),
+        segmenter=SegmenterOptions(
+            endpoint_silence_s=endpoint,
+            pre_speech_s=pre_speech,
+            max_utterance_s=max_utterance,
+            min_speech_s=min_speech,
+        ),
+    )

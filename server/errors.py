@@ -1,0 +1,42 @@
+"""Domain errors of the gateway and the one place that maps them to gRPC status codes."""
+
+import grpc
+
+
+class GatewayError(Exception):
+    """An error the client must hear about; `code` is the gRPC status it gets."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class InvalidRequestError(GatewayError):
+    """Bad config, bad message order, bad audio: the client must change its request."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class BackendUnavailableError(GatewayError):
+    """No speech-to-text replica answered."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class OverloadedError(GatewayError):
+    """The backends are saturated; the message says when to retry."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def from_backend(error: grpc.aio.AioRpcError, backend: str) -> GatewayError:
+    """Translates a backend's status into what the client should be told."""
+    code = error.code()
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return InvalidRequestError(error.details() or "the request was rejected by the backend")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return OverloadedError(
+            f"the {backend} service is overloaded ({error.details()}); retry in a few seconds"
+        )
+    return BackendUnavailableError(
+        f"the {backend} service did not answer ({code.name}: {error.details()}); "
+        "check that it is running and reachable"
+    )

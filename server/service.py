@@ -1,0 +1,144 @@
+"""The public SpeechService: translates between the wire and recognition streams."""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+
+from dragoman.logs import session_id_var
+from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from server import config
+from server.errors import GatewayError, InvalidRequestError
+from server.settings import GatewaySettings
+from server.stream import RecognitionStream, StreamTuning, duration
+from server.stt_client import SttClient
+from server.vad import SileroModel
+
+logger = logging.getLogger(__name__)
+
+
+class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
+    """StreamingRecognize and Recognize over one shared STT client and VAD model."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        stt: SttClient,
+        vad_model: SileroModel,
+        tuning: StreamTuning,
+    ) -> None:
+        self._settings = settings
+        self._stt = stt
+        self._vad_model = vad_model
+        self._tuning = tuning
+        self.active_streams = 0
+
+    async def _open(self, options: config.StreamOptions, session_id: str) -> RecognitionStream:
+        catalog = await self._stt.catalog()
+        model = catalog.resolve(options.model, options.language_code)
+        return RecognitionStream(
+            options,
+            model,
+            session_id=session_id,
+            stt=self._stt,
+            vad_model=self._vad_model,
+            tuning=self._tuning,
+        )
+
+    async def StreamingRecognize(
+        self,
+        request_iterator: AsyncIterator[speech_pb2.StreamingRecognizeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[speech_pb2.StreamingRecognizeResponse]:
+        session_id = uuid.uuid4().hex
+        session_id_var.set(session_id)
+        self.active_streams += 1
+        stream: RecognitionStream | None = None
+        try:
+            requests = aiter(request_iterator)
+            first = await anext(requests, None)
+            if first is None:
+                raise InvalidRequestError(
+                    "the stream ended before its first message: send streaming_config first"
+                )
+            if first.WhichOneof("streaming_request") != "streaming_config":
+                raise InvalidRequestError(
+                    "the first message must carry streaming_config, not "
+                    f"{first.WhichOneof('streaming_request') or 'nothing'}"
+                )
+            streaming = first.streaming_config
+            if not streaming.HasField("config"):
+                raise InvalidRequestError("streaming_config.config is required")
+            options = config.parse(
+                streaming.config,
+                streaming.voice_activity,
+                self._settings,
+                interim_results=streaming.interim_results,
+                single_utterance=streaming.single_utterance,
+                speech_events=streaming.enable_speech_events,
+            )
+            stream = await self._open(options, session_id)
+            logger.info(
+                "stream started: %s at %d Hz x%d, language %s, model %s, peer %s",
+                options.encoding,
+                options.sample_rate_hz,
+                options.channels,
+                options.language_code or "auto",
+                stream.model_name,
+                context.peer(),
+            )
+            yield speech_pb2.StreamingRecognizeResponse(
+                session=speech_pb2.SessionStarted(session_id=session_id, model=stream.model_name)
+            )
+            async for response in stream.run(requests):
+                yield response
+        except GatewayError as error:
+            logger.info("stream failed: %s: %s", error.code.name, error)
+            await context.abort(error.code, str(error))
+        except asyncio.CancelledError:
+            logger.info("stream cancelled by the client")
+            raise
+        finally:
+            self.active_streams -= 1
+            logger.info(
+                "stream ended after %.2f s of audio", stream.audio_seconds if stream else 0.0
+            )
+
+    async def Recognize(
+        self, request: speech_pb2.RecognizeRequest, context: grpc.aio.ServicerContext
+    ) -> speech_pb2.RecognizeResponse:
+        session_id = uuid.uuid4().hex
+        session_id_var.set(session_id)
+        try:
+            if not request.HasField("config"):
+                raise InvalidRequestError("config is required")
+            options = config.parse(request.config, request.voice_activity, self._settings)
+            stream = await self._open(options, session_id)
+            chunks = _chunks(request.audio_content, options)
+            results = [
+                response.result
+                async for response in stream.run(chunks)
+                if response.HasField("result")
+            ]
+        except GatewayError as error:
+            await context.abort(error.code, str(error))
+        return speech_pb2.RecognizeResponse(
+            results=results,
+            session_id=session_id,
+            total_billed_duration=duration(stream.audio_seconds),
+        )
+
+
+async def _chunks(
+    audio: bytes, options: config.StreamOptions
+) -> AsyncIterator[speech_pb2.StreamingRecognizeRequest]:
+    """Feeds a whole recording to the streaming pipeline one second at a time."""
+    step = (
+        2 * options.channels * options.sample_rate_hz
+        if options.encoding == "LINEAR16"
+        else 64 * 1024
+    )
+    for start in range(0, len(audio), step):
+        yield speech_pb2.StreamingRecognizeRequest(audio_content=audio[start : start + step])

@@ -1,0 +1,387 @@
+"""One recognition stream: audio in, speech events and interim and final results out.
+
+Two tasks share a stream. The reader decodes audio, runs the VAD and the segmenter, and
+queues each ended utterance for its final result. The transcriber keeps at most one STT
+request in flight: a queued final always goes first; otherwise, while someone speaks, it
+re-transcribes the growing utterance for an interim result. An interim still running
+when its utterance ends is cancelled, because the final supersedes it. Finals leave in
+segment order, and a segment's final precedes any result of the next segment.
+"""
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from google.protobuf import duration_pb2
+
+from dragoman.logs import segment_id_var
+from dragoman.speech.v1 import speech_pb2
+from dragoman.stt.v1 import stt_pb2
+from server.audio import SAMPLE_RATE_HZ, AudioFormatError, make_decoder
+from server.config import StreamOptions
+from server.errors import GatewayError, InvalidRequestError
+from server.hallucination import HallucinationOptions, screen
+from server.segmenter import (
+    EndReason,
+    Segmenter,
+    SpeechEnded,
+    SpeechStarted,
+    UtteranceEnded,
+)
+from server.stt_client import SttClient, pcm16
+from server.vad import DualVad, SileroModel
+
+logger = logging.getLogger(__name__)
+
+Request = speech_pb2.StreamingRecognizeRequest
+Response = speech_pb2.StreamingRecognizeResponse
+EventType = speech_pb2.SpeechEvent.SpeechEventType
+
+PROMPT_CHARS = 200
+"""How much of the previous final transcript conditions the next one."""
+
+_END_REASONS = {
+    EndReason.SILENCE: speech_pb2.ENDPOINT_REASON_SILENCE,
+    EndReason.MAX_DURATION: speech_pb2.ENDPOINT_REASON_MAX_DURATION,
+    EndReason.FINALIZE: speech_pb2.ENDPOINT_REASON_FINALIZE,
+    EndReason.END_OF_STREAM: speech_pb2.ENDPOINT_REASON_END_OF_STREAM,
+}
+
+
+@dataclass(frozen=True)
+class StreamTuning:
+    """Per-gateway knobs that are not part of a client's config."""
+
+    max_chunk_bytes: int
+    interim_interval_s: float
+    condition_on_previous: bool
+    hallucination: HallucinationOptions
+
+
+@dataclass(frozen=True)
+class _PendingFinal:
+    utterance: UtteranceEnded
+    detected_at: float
+    """Monotonic time the endpoint was detected: the start of the final's latency."""
+
+
+class _EndOfStream:
+    pass
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    value = duration_pb2.Duration()
+    value.FromNanoseconds(round(max(seconds, 0.0) * 1e9))
+    return value
+
+
+def _stability(previous: str, current: str) -> float:
+    """Share of the current interim's words already present, in order, in the previous one."""
+    words, before = current.split(), previous.split()
+    if not words:
+        return 0.0
+    same = 0
+    for a, b in zip(words, before, strict=False):
+        if a != b:
+            break
+        same += 1
+    return same / len(words)
+
+
+def _confidence(segments: tuple[stt_pb2.Segment, ...]) -> float:
+    if not segments:
+        return 0.0
+    return float(np.mean([math.exp(s.avg_logprob) for s in segments]))
+
+
+class RecognitionStream:
+    """Runs the streaming pipeline for one client stream."""
+
+    def __init__(
+        self,
+        options: StreamOptions,
+        model: stt_pb2.ModelInfo,
+        *,
+        session_id: str,
+        stt: SttClient,
+        vad_model: SileroModel,
+        tuning: StreamTuning,
+    ) -> None:
+        self._options = options
+        self._model = model
+        self._session_id = session_id
+        self._stt = stt
+        self._tuning = tuning
+        try:
+            self._decoder = make_decoder(options.encoding, options.sample_rate_hz, options.channels)
+        except AudioFormatError as error:
+            raise InvalidRequestError(str(error)) from None
+        self._segmenter = Segmenter(DualVad(vad_model, options.vad), options.segmenter)
+        self._out: asyncio.Queue[Response | BaseException | _EndOfStream] = asyncio.Queue()
+        self._finals: deque[_PendingFinal] = deque()
+        self._wake = asyncio.Event()
+        self._input_done = False
+        self._revisions: Counter[int] = Counter()
+        self._interim_task: asyncio.Task[None] | None = None
+        self._interim_segment = 0
+        self._interim_until_s = 0.0
+        self._interim_text = ""
+        self._last_audio_at = time.monotonic()
+        self._previous_text = ""
+        self.audio_seconds = 0.0
+
+    @property
+    def model_name(self) -> str:
+        return self._model.name
+
+    async def run(self, requests: AsyncIterator[Request]) -> AsyncIterator[Response]:
+        """Yields responses until the input ends and every final is out, or raises."""
+        tasks = [
+            asyncio.create_task(self._guard(self._read(requests))),
+            asyncio.create_task(self._guard(self._transcribe())),
+        ]
+        try:
+            while True:
+                item = await self._out.get()
+                if isinstance(item, _EndOfStream):
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in [*tasks, self._interim_task]:
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._decoder.close()
+
+    async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
+        """Hands a task's failure to the response stream, which raises it to the client."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except AudioFormatError as error:
+            self._out.put_nowait(InvalidRequestError(str(error)))
+        except Exception as error:
+            self._out.put_nowait(error)
+
+    async def _read(self, requests: AsyncIterator[Request]) -> None:
+        async for request in requests:
+            kind = request.WhichOneof("streaming_request")
+            if kind == "audio_content":
+                self._on_audio(request.audio_content)
+            elif kind == "control":
+                if request.control.WhichOneof("action") == "finalize":
+                    self._handle(self._segmenter.finalize(EndReason.FINALIZE))
+            elif kind == "streaming_config":
+                raise InvalidRequestError(
+                    "streaming_config may only be sent in the first message of a stream"
+                )
+            else:
+                raise InvalidRequestError("empty message: set audio_content or control")
+            if self._input_done:
+                return
+        tail = self._decoder.flush()
+        self.audio_seconds += len(tail) / SAMPLE_RATE_HZ
+        self._handle(self._segmenter.push(tail))
+        self._handle(self._segmenter.finalize(EndReason.END_OF_STREAM))
+        self._input_done = True
+        self._wake.set()
+
+    def _on_audio(self, chunk: bytes) -> None:
+        if len(chunk) > self._tuning.max_chunk_bytes:
+            raise InvalidRequestError(
+                f"audio chunk of {len(chunk)} bytes exceeds the limit of "
+                f"{self._tuning.max_chunk_bytes} bytes: send 20-100 ms per message"
+            )
+        samples = self._decoder.decode(chunk)
+        self._last_audio_at = time.monotonic()
+        self.audio_seconds += len(samples) / SAMPLE_RATE_HZ
+        self._handle(self._segmenter.push(samples))
+        self._wake.set()
+
+    def _handle(self, events: list) -> None:
+        for event in events:
+            if isinstance(event, SpeechStarted):
+                self._speech_event(
+                    EventType.SPEECH_EVENT_TYPE_ACTIVITY_BEGIN,
+                    event.speech_start_s,
+                    event.segment_id,
+                )
+            elif isinstance(event, SpeechEnded):
+                self._speech_event(
+                    EventType.SPEECH_EVENT_TYPE_ACTIVITY_END, event.speech_end_s, event.segment_id
+                )
+            elif isinstance(event, UtteranceEnded):
+                self._end_utterance(event)
+
+    def _end_utterance(self, utterance: UtteranceEnded) -> None:
+        if self._interim_task is not None and self._interim_segment == utterance.segment_id:
+            self._interim_task.cancel()
+        self._finals.append(_PendingFinal(utterance, detected_at=self._last_audio_at))
+        if self._options.single_utterance:
+            self._speech_event(
+                EventType.SPEECH_EVENT_TYPE_END_OF_SINGLE_UTTERANCE,
+                utterance.speech_end_s,
+                utterance.segment_id,
+                always=True,
+            )
+            self._input_done = True
+        self._wake.set()
+
+    def _speech_event(
+        self, kind: int, offset_s: float, segment_id: int, *, always: bool = False
+    ) -> None:
+        if self._options.speech_events or always:
+            event = speech_pb2.SpeechEvent(
+                type=kind, offset=duration(offset_s), segment_id=segment_id
+            )
+            self._out.put_nowait(Response(speech_event=event))
+
+    async def _transcribe(self) -> None:
+        while True:
+            if self._finals:
+                await self._final(self._finals.popleft())
+                continue
+            if self._input_done:
+                self._out.put_nowait(_EndOfStream())
+                return
+            interim = self._interim_due()
+            if interim is None:
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            self._interim_task = asyncio.create_task(self._interim(*interim))
+            await asyncio.wait([self._interim_task])
+            self._interim_task = None
+
+    def _interim_due(self) -> tuple[int, np.ndarray, float, float] | None:
+        if not self._options.interim_results:
+            return None
+        progress = self._segmenter.utterance_so_far()
+        if progress is None:
+            return None
+        audio, audio_start_s = progress
+        segment_id = self._segmenter.segment_id
+        if segment_id != self._interim_segment:
+            self._interim_segment = segment_id
+            self._interim_until_s = 0.0
+            self._interim_text = ""
+        end_s = audio_start_s + len(audio) / SAMPLE_RATE_HZ
+        if end_s - self._interim_until_s < self._tuning.interim_interval_s:
+            return None
+        self._interim_until_s = end_s
+        return segment_id, np.array(audio, copy=True), audio_start_s, self._last_audio_at
+
+    def _request(
+        self, audio: np.ndarray, segment_id: int, priority: int, *, words: bool, prompt: str
+    ) -> stt_pb2.TranscribeRequest:
+        return stt_pb2.TranscribeRequest(
+            audio_pcm16=pcm16(audio),
+            model=self._model.name,
+            language_code=self._options.language_code,
+            task=stt_pb2.TASK_TRANSCRIBE,
+            priority=priority,
+            word_timestamps=words,
+            initial_prompt=prompt,
+            session_id=self._session_id,
+            segment_id=segment_id,
+        )
+
+    async def _interim(
+        self, segment_id: int, audio: np.ndarray, audio_start_s: float, audio_at: float
+    ) -> None:
+        segment_id_var.set(segment_id)
+        request = self._request(
+            audio, segment_id, stt_pb2.PRIORITY_INTERIM, words=False, prompt=self._prompt()
+        )
+        response = await self._stt.transcribe(request)
+        verdict = screen(response.segments, self._tuning.hallucination)
+        if verdict.suppression is not None:
+            logger.debug("interim suppressed: %s", verdict.suppression.detail)
+        if not verdict.text or verdict.text == self._interim_text:
+            return
+        stability = _stability(self._interim_text, verdict.text)
+        self._interim_text = verdict.text
+        self._revisions[segment_id] += 1
+        result = speech_pb2.StreamingRecognitionResult(
+            segment_id=segment_id,
+            revision=self._revisions[segment_id],
+            is_final=False,
+            stability=stability,
+            transcript=verdict.text,
+            confidence=_confidence(verdict.kept),
+            start_offset=duration(audio_start_s),
+            end_offset=duration(audio_start_s + len(audio) / SAMPLE_RATE_HZ),
+            language_code=response.language_code,
+            language_probability=response.language_probability,
+            processing_latency=duration(time.monotonic() - audio_at),
+        )
+        self._out.put_nowait(Response(result=result))
+
+    def _prompt(self) -> str:
+        return self._previous_text[-PROMPT_CHARS:] if self._tuning.condition_on_previous else ""
+
+    async def _final(self, pending: _PendingFinal) -> None:
+        utterance = pending.utterance
+        segment_id_var.set(utterance.segment_id)
+        request = self._request(
+            utterance.audio,
+            utterance.segment_id,
+            stt_pb2.PRIORITY_FINAL,
+            words=self._options.word_time_offsets,
+            prompt=self._prompt(),
+        )
+        try:
+            response = await self._stt.transcribe(request)
+        except GatewayError as error:
+            raise type(error)(
+                f"segment {utterance.segment_id} was not transcribed: {error}"
+            ) from error
+        verdict = screen(response.segments, self._tuning.hallucination)
+        if verdict.text:
+            self._previous_text = f"{self._previous_text} {verdict.text}".strip()[-PROMPT_CHARS:]
+        self._revisions[utterance.segment_id] += 1
+        latency_s = time.monotonic() - pending.detected_at
+        words = [
+            speech_pb2.WordInfo(
+                word=word.word.strip(),
+                start_offset=duration(utterance.audio_start_s + word.start_s),
+                end_offset=duration(utterance.audio_start_s + word.end_s),
+                confidence=word.probability,
+            )
+            for segment in verdict.kept
+            for word in segment.words
+        ]
+        result = speech_pb2.StreamingRecognitionResult(
+            segment_id=utterance.segment_id,
+            revision=self._revisions.pop(utterance.segment_id),
+            is_final=True,
+            stability=1.0,
+            transcript=verdict.text,
+            confidence=_confidence(verdict.kept),
+            words=words,
+            start_offset=duration(utterance.speech_start_s),
+            end_offset=duration(utterance.speech_end_s),
+            language_code=response.language_code,
+            language_probability=response.language_probability,
+            processing_latency=duration(latency_s),
+            suppression=verdict.suppression,
+            endpoint_reason=_END_REASONS[utterance.reason],
+        )
+        logger.info(
+            "final: %.2f s of audio, queue %.3f s, inference %.3f s, latency %.3f s%s",
+            response.audio_seconds,
+            response.queue_seconds,
+            response.inference_seconds,
+            latency_s,
+            f", suppressed ({verdict.suppression.detail})" if verdict.suppression else "",
+        )
+        self._out.put_nowait(Response(result=result))

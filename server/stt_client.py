@@ -1,0 +1,109 @@
+"""The gateway's client of the STT service.
+
+One channel for all streams; gRPC balances it over every replica the target resolves to
+(`round_robin`) and retries calls that never reached a model, so replica failover needs
+no code here.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from dragoman.serving import channel_options
+from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
+from server.errors import InvalidRequestError, from_backend
+
+logger = logging.getLogger(__name__)
+
+_SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [
+            {
+                "name": [{"service": "dragoman.stt.v1.SttService"}],
+                "waitForReady": True,
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ],
+    }
+)
+
+
+@dataclass(frozen=True)
+class ModelCatalog:
+    """The models the STT service serves, to validate a stream's config before it starts."""
+
+    models: dict[str, stt_pb2.ModelInfo]
+    default: str
+
+    def resolve(self, name: str, language_code: str) -> stt_pb2.ModelInfo:
+        """The model for a stream; raises InvalidRequestError naming the valid choices."""
+        chosen = name or self.default
+        info = self.models.get(chosen)
+        if info is None:
+            raise InvalidRequestError(
+                f"model {chosen!r} is not served: valid values are {', '.join(sorted(self.models))}"
+            )
+        if info.english_only and language_code not in ("", "en"):
+            multilingual = [m for m, i in sorted(self.models.items()) if not i.english_only]
+            raise InvalidRequestError(
+                f"model {chosen!r} is English-only and cannot recognize language_code "
+                f"{language_code!r}: use 'en', or a multilingual model "
+                f"({', '.join(multilingual) or 'none is loaded'})"
+            )
+        return info
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    """float32 in [-1, 1] to little-endian 16-bit PCM, the STT wire format."""
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+class SttClient:
+    """Calls the STT service; backend failures become the gateway's domain errors."""
+
+    def __init__(self, target: str, *, timeout_s: float, max_message_bytes: int) -> None:
+        self.target = target
+        self._timeout_s = timeout_s
+        self._channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                *channel_options(max_message_bytes),
+                ("grpc.service_config", _SERVICE_CONFIG),
+                ("grpc.enable_retries", 1),
+            ],
+        )
+        self._stub = stt_pb2_grpc.SttServiceStub(self._channel)
+        self._catalog: ModelCatalog | None = None
+
+    async def catalog(self) -> ModelCatalog:
+        """The served models, asked once and then remembered."""
+        if self._catalog is None:
+            try:
+                response = await self._stub.ListModels(
+                    stt_pb2.ListModelsRequest(), timeout=self._timeout_s
+                )
+            except grpc.aio.AioRpcError as error:
+                raise from_backend(error, "speech-to-text") from error
+            models = {m.name: m for m in response.models}
+            default = next((m.name for m in response.models if m.is_default), "")
+            self._catalog = ModelCatalog(models=models, default=default)
+        return self._catalog
+
+    async def transcribe(self, request: stt_pb2.TranscribeRequest) -> stt_pb2.TranscribeResponse:
+        try:
+            return await self._stub.Transcribe(request, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_backend(error, "speech-to-text") from error
+
+    async def close(self) -> None:
+        await self._channel.close()
