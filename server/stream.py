@@ -29,8 +29,8 @@ from server.errors import GatewayError, InvalidRequestError
 from server.hallucination import HallucinationOptions, screen
 from server.segmenter import (
     EndReason,
+    Event,
     Segmenter,
-    SpeechEnded,
     SpeechStarted,
     UtteranceEnded,
 )
@@ -207,7 +207,8 @@ class RecognitionStream:
         self._handle(self._segmenter.push(samples))
         self._wake.set()
 
-    def _handle(self, events: list) -> None:
+    def _handle(self, events: list[Event]) -> None:
+        """Speech ends for clients at the endpoint: pauses inside an utterance are not events."""
         for event in events:
             if isinstance(event, SpeechStarted):
                 self._speech_event(
@@ -215,11 +216,10 @@ class RecognitionStream:
                     event.speech_start_s,
                     event.segment_id,
                 )
-            elif isinstance(event, SpeechEnded):
+            elif isinstance(event, UtteranceEnded):
                 self._speech_event(
                     EventType.SPEECH_EVENT_TYPE_ACTIVITY_END, event.speech_end_s, event.segment_id
                 )
-            elif isinstance(event, UtteranceEnded):
                 self._end_utterance(event)
 
     def _end_utterance(self, utterance: UtteranceEnded) -> None:

@@ -1,0 +1,218 @@
+"""The gRPC face of the STT service: checks requests, queues them, maps errors to codes.
+
+Everything the servicer can refuse is refused before the request waits in the queue, so
+an overloaded replica never spends queue slots on requests that would fail anyway.
+"""
+
+import logging
+from collections.abc import Mapping
+from typing import TypeVar
+
+import grpc
+import numpy as np
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+
+from dragoman.logs import segment_id_var, session_id_var
+from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
+from stt.engine import SAMPLE_RATE_HZ, Task, TranscribeOptions, UnsupportedOptionError
+from stt.scheduler import Completed, Priority, QueueFullError, Scheduler, SchedulerClosedError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SERVICE_NAME = stt_pb2.DESCRIPTOR.services_by_name["SttService"].full_name
+MAX_AUDIO_S = 30.0
+_BYTES_PER_SAMPLE = 2
+
+#: Temperature fallbacks: a final may be decoded again hotter when it looks like a
+#: failure; an interim is superseded within a second, so one greedy pass is enough.
+FINAL_TEMPERATURES = (0.0, 0.4, 0.8)
+INTERIM_TEMPERATURES = (0.0,)
+
+_TASKS: dict[int, Task] = {
+    stt_pb2.TASK_UNSPECIFIED: "transcribe",
+    stt_pb2.TASK_TRANSCRIBE: "transcribe",
+    stt_pb2.TASK_TRANSLATE: "translate",
+}
+_PRIORITIES: dict[int, Priority] = {
+    stt_pb2.PRIORITY_UNSPECIFIED: Priority.FINAL,
+    stt_pb2.PRIORITY_FINAL: Priority.FINAL,
+    stt_pb2.PRIORITY_INTERIM: Priority.INTERIM,
+}
+
+
+class InvalidRequestError(ValueError):
+    """The request itself is wrong (audio, model name, enum value)."""
+
+
+class ModelUnavailableError(Exception):
+    """The model is configured here but still loading, or failed to load."""
+
+
+#: The one mapping of domain errors to status codes; anything else is a bug (UNKNOWN).
+STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
+    (UnsupportedOptionError, grpc.StatusCode.INVALID_ARGUMENT),
+    (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (ModelUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (SchedulerClosedError, grpc.StatusCode.UNAVAILABLE),
+)
+_DOMAIN_ERRORS = tuple(error_type for error_type, _ in STATUS_CODES)
+
+
+def status_code_for(error: Exception) -> grpc.StatusCode:
+    return next(code for error_type, code in STATUS_CODES if isinstance(error, error_type))
+
+
+def decode_audio(audio_pcm16: bytes) -> np.ndarray:
+    """Checks the wire audio and turns it into the float samples Whisper expects."""
+    if not audio_pcm16:
+        raise InvalidRequestError(
+            "audio_pcm16 is empty; send 16 kHz mono signed 16-bit little-endian PCM"
+        )
+    if len(audio_pcm16) % _BYTES_PER_SAMPLE:
+        raise InvalidRequestError(
+            f"audio_pcm16 has an odd number of bytes ({len(audio_pcm16)}); it must hold whole "
+            "16-bit samples"
+        )
+    duration_s = len(audio_pcm16) / _BYTES_PER_SAMPLE / SAMPLE_RATE_HZ
+    if duration_s > MAX_AUDIO_S:
+        raise InvalidRequestError(
+            f"audio is {duration_s:.1f} s long; at most {MAX_AUDIO_S:.0f} s per request, "
+            "split longer audio into utterances"
+        )
+    return np.frombuffer(audio_pcm16, dtype="<i2").astype(np.float32) / 32768.0
+
+
+class SttServicer(stt_pb2_grpc.SttServiceServicer):
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        default_model: str,
+        served_models: list[str],
+        final_beam_size: int,
+        interim_beam_size: int,
+    ) -> None:
+        self._scheduler = scheduler
+        self._default_model = default_model
+        self._served_models = served_models
+        self._beam_sizes = {Priority.FINAL: final_beam_size, Priority.INTERIM: interim_beam_size}
+        self._temperatures = {
+            Priority.FINAL: FINAL_TEMPERATURES,
+            Priority.INTERIM: INTERIM_TEMPERATURES,
+        }
+        self._load_failures: dict[str, str] = {}
+
+    def mark_failed(self, model: str, reason: str) -> None:
+        """Records why a configured model did not load, for the UNAVAILABLE message."""
+        self._load_failures[model] = reason
+
+    async def Transcribe(
+        self, request: stt_pb2.TranscribeRequest, context: grpc.aio.ServicerContext
+    ) -> stt_pb2.TranscribeResponse:
+        session_token = session_id_var.set(request.session_id)
+        segment_token = segment_id_var.set(request.segment_id)
+        try:
+            return await self._transcribe(request)
+        except _DOMAIN_ERRORS as error:
+            logger.info("refused: %s", error)
+            await context.abort(status_code_for(error), str(error))
+        finally:
+            session_id_var.reset(session_token)
+            segment_id_var.reset(segment_token)
+
+    async def ListModels(
+        self, request: stt_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> stt_pb2.ListModelsResponse:
+        return stt_pb2.ListModelsResponse(
+            models=[
+                stt_pb2.ModelInfo(
+                    name=engine.name,
+                    english_only=engine.english_only,
+                    device=engine.device,
+                    compute_type=engine.compute_type,
+                    is_default=engine.name == self._default_model,
+                )
+                for engine in self._scheduler.engines.values()
+            ]
+        )
+
+    async def _transcribe(self, request: stt_pb2.TranscribeRequest) -> stt_pb2.TranscribeResponse:
+        audio = decode_audio(request.audio_pcm16)
+        model = self._loaded_model(request.model or self._default_model)
+        priority = _enum_value(_PRIORITIES, request.priority, stt_pb2.Priority, "priority")
+        options = TranscribeOptions(
+            language=request.language_code.strip().lower(),
+            task=_enum_value(_TASKS, request.task, stt_pb2.Task, "task"),
+            beam_size=self._beam_sizes[priority],
+            temperatures=self._temperatures[priority],
+            word_timestamps=request.word_timestamps,
+            initial_prompt=request.initial_prompt,
+        )
+        self._scheduler.engines[model].check(options)
+        completed = await self._scheduler.submit(model, audio, options, priority)
+        audio_s = len(audio) / SAMPLE_RATE_HZ
+        logger.info(
+            "transcribed model=%s priority=%s audio_s=%.2f queue_s=%.3f inference_s=%.3f",
+            model,
+            priority.name.lower(),
+            audio_s,
+            completed.queue_s,
+            completed.inference_s,
+        )
+        return _response(completed, model, audio_s)
+
+    def _loaded_model(self, name: str) -> str:
+        if name in self._scheduler.engines:
+            return name
+        if name in self._load_failures:
+            raise ModelUnavailableError(
+                f"model {name!r} failed to load on this replica: {self._load_failures[name]}"
+            )
+        if name in self._served_models:
+            raise ModelUnavailableError(f"model {name!r} is still loading; retry shortly")
+        raise InvalidRequestError(
+            f"model {name!r} is not served here; expected one of: "
+            f"{', '.join(self._served_models)}, or empty for the default {self._default_model!r}"
+        )
+
+
+def _enum_value(choices: Mapping[int, T], value: int, enum_type: EnumTypeWrapper, field: str) -> T:
+    if value not in choices:
+        names = ", ".join(enum_type.Name(number) for number in choices)
+        raise InvalidRequestError(f"unknown {field} {value}; expected one of: {names}")
+    return choices[value]
+
+
+def _response(completed: Completed, model: str, audio_s: float) -> stt_pb2.TranscribeResponse:
+    transcription = completed.transcription
+    return stt_pb2.TranscribeResponse(
+        segments=[
+            stt_pb2.Segment(
+                text=segment.text,
+                start_s=segment.start_s,
+                end_s=segment.end_s,
+                avg_logprob=segment.avg_logprob,
+                no_speech_prob=segment.no_speech_prob,
+                compression_ratio=segment.compression_ratio,
+                words=[
+                    stt_pb2.Word(
+                        word=word.word,
+                        start_s=word.start_s,
+                        end_s=word.end_s,
+                        probability=word.probability,
+                    )
+                    for word in segment.words
+                ],
+            )
+            for segment in transcription.segments
+        ],
+        language_code=transcription.language,
+        language_probability=transcription.language_probability,
+        model=model,
+        queue_seconds=completed.queue_s,
+        inference_seconds=completed.inference_s,
+        audio_seconds=audio_s,
+    )

@@ -1,0 +1,80 @@
+"""Settings of the STT service, from `DRAGOMAN_STT_*` variables and `dragoman stt` flags."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from dragoman.serving import MiB
+from dragoman.settings import ServiceSettings
+
+
+class SttSettings(ServiceSettings):
+    """One replica of the STT service: where it listens, which models it serves, how hard."""
+
+    model_config = SettingsConfigDict(env_prefix="DRAGOMAN_STT_")
+
+    host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 for all.")
+    port: int = Field(50052, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    model: str = Field(
+        "tiny.en",
+        description=(
+            "Default model: 'tiny.en' or 'base' (shipped, offline), a path to a CTranslate2 "
+            "Whisper directory, or a Hugging Face Hub id (needs network)."
+        ),
+    )
+    preload: str = Field(
+        "",
+        description="Comma-separated extra models to load at start, named as for --model.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where models run; auto = CUDA when a GPU is visible, else CPU."
+    )
+    compute_type: Literal[
+        "auto",
+        "int8",
+        "int8_float16",
+        "int8_float32",
+        "int8_bfloat16",
+        "float16",
+        "bfloat16",
+        "float32",
+    ] = Field("auto", description="CTranslate2 compute type; auto = float16 on CUDA, int8 on CPU.")
+    cpu_threads: int = Field(0, ge=0, description="CPU threads per model; 0 = all cores.")
+    model_cache_dir: Path = Field(
+        Path("~/.cache/dragoman/models"),
+        validate_default=True,
+        description="Directory for joined and downloaded models; '~' expands to the home.",
+    )
+    final_beam_size: int = Field(5, ge=1, description="Beam width for final transcriptions.")
+    interim_beam_size: int = Field(
+        1, ge=1, description="Beam width for interim transcriptions; 1 = greedy."
+    )
+    max_queue: int = Field(
+        64, ge=1, description="Requests waiting for a model, at most; more are refused."
+    )
+    max_message_bytes: int = Field(
+        4 * MiB, ge=MiB, description="Largest gRPC message in bytes (30 s of audio is 0.96 MB)."
+    )
+    drain_grace_s: float = Field(
+        10.0, ge=0, description="Seconds that calls in flight get to finish on shutdown."
+    )
+
+    @field_validator("model_cache_dir")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a model, e.g. 'tiny.en' or 'base'")
+        return value.strip()
+
+    @property
+    def model_names(self) -> list[str]:
+        """The default model first, then the preloaded ones, each once."""
+        extra = [name.strip() for name in self.preload.split(",") if name.strip()]
+        return list(dict.fromkeys([self.model, *extra]))
