@@ -1,18 +1,21 @@
 """The gateway process: the public SpeechService in front of the STT service."""
 
+import asyncio
 import logging
 
 from dragoman.serving import ServiceHost, run_until_signal
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from server.errors import GatewayError
 from server.hallucination import HallucinationOptions
 from server.service import SpeechServicer
 from server.settings import GatewaySettings
 from server.stream import StreamTuning
-from server.stt_client import SttClient
+from server.stt_client import ModelCatalog, SttClient
 from server.vad import SileroModel
 
 logger = logging.getLogger(__name__)
 
+STT_POLL_S = 0.5
 SERVICE_NAME = speech_pb2.DESCRIPTOR.services_by_name["SpeechService"].full_name
 
 
@@ -30,6 +33,7 @@ class GatewayApp:
         tuning = StreamTuning(
             max_chunk_bytes=settings.max_chunk_bytes,
             interim_interval_s=settings.interim_interval_s,
+            interim_duty_cycle=settings.interim_duty_cycle,
             condition_on_previous=settings.condition_on_previous,
             hallucination=HallucinationOptions(),
         )
@@ -42,9 +46,13 @@ class GatewayApp:
         return f"{self.settings.host}:{self.host.port}"
 
     async def start(self) -> int:
-        """Serves once the STT service answers with its models; returns the bound port."""
+        """Binds, then turns SERVING once the STT service has a model loaded; returns the port.
+
+        Until then health says NOT_SERVING, so a gateway started before its STT replicas
+        simply waits for them.
+        """
         port = await self.host.start(self.settings.host, self.settings.port)
-        catalog = await self.stt.catalog()
+        catalog = await self._wait_for_stt()
         logger.info(
             "gateway listening on %s:%d, STT at %s serving %s",
             self.settings.host,
@@ -54,6 +62,22 @@ class GatewayApp:
         )
         await self.host.set_serving()
         return port
+
+    async def _wait_for_stt(self) -> ModelCatalog:
+        waited_s = 0.0
+        while True:
+            try:
+                catalog = await self.stt.catalog()
+            except GatewayError as error:
+                catalog, reason = None, str(error)
+            else:
+                reason = "no model loaded yet"
+            if catalog is not None and catalog.default:
+                return catalog
+            if waited_s % 10 == 0:
+                logger.info("waiting for the STT service at %s: %s", self.stt.target, reason)
+            await asyncio.sleep(STT_POLL_S)
+            waited_s += STT_POLL_S
 
     async def stop(self) -> None:
         await self.host.stop(self.settings.drain_grace_s)

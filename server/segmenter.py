@@ -26,7 +26,10 @@ from server.vad import SILERO_WINDOW_SAMPLES, DualVad, VadDecision
 logger = logging.getLogger(__name__)
 
 TRAILING_SILENCE_S = 0.3
-"""Silence kept after the end of speech in an utterance's audio; the rest is trimmed."""
+"""Silence kept after the end of speech in an utterance's audio; the rest is trimmed.
+
+Whisper drops a soft last word or phrase when the audio stops right after it: with 0.15 s
+the streaming WER of tiny.en on the test clips rose from 0.042 to 0.054."""
 
 CUT_SEARCH_S = 2.0
 """How far before max_utterance_s to look for the quietest place to cut long speech."""

@@ -36,8 +36,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self.active_streams = 0
 
     async def _open(self, options: config.StreamOptions, session_id: str) -> RecognitionStream:
-        catalog = await self._stt.catalog()
-        model = catalog.resolve(options.model, options.language_code)
+        model = await self._stt.resolve(options.model, options.language_code)
         return RecognitionStream(
             options,
             model,
@@ -97,6 +96,9 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         except GatewayError as error:
             logger.info("stream failed: %s: %s", error.code.name, error)
             await context.abort(error.code, str(error))
+        except Exception:
+            logger.exception("stream failed on an unexpected error")
+            await context.abort(grpc.StatusCode.INTERNAL, _internal(session_id))
         except asyncio.CancelledError:
             logger.info("stream cancelled by the client")
             raise
@@ -124,11 +126,18 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             ]
         except GatewayError as error:
             await context.abort(error.code, str(error))
+        except Exception:
+            logger.exception("recognize failed on an unexpected error")
+            await context.abort(grpc.StatusCode.INTERNAL, _internal(session_id))
         return speech_pb2.RecognizeResponse(
             results=results,
             session_id=session_id,
             total_billed_duration=duration(stream.audio_seconds),
         )
+
+
+def _internal(session_id: str) -> str:
+    return f"internal error in session {session_id}; it is logged, please report it"
 
 
 async def _chunks(

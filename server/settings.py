@@ -37,6 +37,13 @@ class GatewaySettings(ServiceSettings):
         gt=0,
         description="New audio needed in an utterance before the next interim transcription",
     )
+    interim_duty_cycle: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Largest share of time a stream's interim transcriptions may occupy the "
+        "STT service; the rest is kept free so that finals start at once",
+    )
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="Default webrtcvad gate, 0-3")
     vad_speech_threshold: float = Field(
         0.5, gt=0, lt=1, description="Default Silero probability that confirms speech"

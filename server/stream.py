@@ -4,8 +4,15 @@ Two tasks share a stream. The reader decodes audio, runs the VAD and the segment
 queues each ended utterance for its final result. The transcriber keeps at most one STT
 request in flight: a queued final always goes first; otherwise, while someone speaks, it
 re-transcribes the growing utterance for an interim result. An interim still running
-when its utterance ends is cancelled, because the final supersedes it. Finals leave in
+when speech stops is cancelled, because the final supersedes it. Finals leave in
 segment order, and a segment's final precedes any result of the next segment.
+
+A final is transcribed speculatively as soon as its audio is known (speech stopped and
+the short trailing silence it keeps has arrived), while the rest of the endpoint silence
+is still being waited out: Whisper's cost does not depend on how short the utterance is
+(its encoder always sees 30 s), so waiting for the endpoint before starting would add a
+whole transcription to every final's latency. The speculation is used only if the
+utterance ends with exactly the audio it transcribed; if speech resumes, it is dropped.
 """
 
 import asyncio
@@ -28,10 +35,13 @@ from server.config import StreamOptions
 from server.errors import GatewayError, InvalidRequestError
 from server.hallucination import HallucinationOptions, screen
 from server.segmenter import (
+    TRAILING_SILENCE_S,
     EndReason,
     Event,
     Segmenter,
+    SpeechEnded,
     SpeechStarted,
+    SpeechState,
     UtteranceEnded,
 )
 from server.stt_client import SttClient, pcm16
@@ -60,8 +70,26 @@ class StreamTuning:
 
     max_chunk_bytes: int
     interim_interval_s: float
+    interim_duty_cycle: float
+    """Most of the time a stream's interims may keep the STT service busy; the rest stays
+    free so that a final is not stuck behind an interim that cannot be interrupted."""
     condition_on_previous: bool
     hallucination: HallucinationOptions
+
+
+@dataclass(frozen=True)
+class _Speculation:
+    """A final transcribed before its endpoint; it stands if the utterance's audio is the
+    same audio."""
+
+    speech_end: SpeechEnded
+    audio: np.ndarray
+    response: stt_pb2.TranscribeResponse
+
+    def matches(self, utterance: UtteranceEnded) -> bool:
+        return self.speech_end.segment_id == utterance.segment_id and np.array_equal(
+            self.audio, utterance.audio
+        )
 
 
 @dataclass(frozen=True)
@@ -129,9 +157,14 @@ class RecognitionStream:
         self._input_done = False
         self._revisions: Counter[int] = Counter()
         self._interim_task: asyncio.Task[None] | None = None
+        self._speech_start_s = 0.0
+        self._last_ended_segment = 0
+        self._speech_end: SpeechEnded | None = None
+        self._speculation: _Speculation | None = None
         self._interim_segment = 0
         self._interim_until_s = 0.0
         self._interim_text = ""
+        self._interim_ready_at = 0.0
         self._last_audio_at = time.monotonic()
         self._previous_text = ""
         self.audio_seconds = 0.0
@@ -211,20 +244,30 @@ class RecognitionStream:
         """Speech ends for clients at the endpoint: pauses inside an utterance are not events."""
         for event in events:
             if isinstance(event, SpeechStarted):
+                self._speech_start_s = event.speech_start_s
                 self._speech_event(
                     EventType.SPEECH_EVENT_TYPE_ACTIVITY_BEGIN,
                     event.speech_start_s,
                     event.segment_id,
                 )
+            elif isinstance(event, SpeechEnded):
+                self._speech_end = event
+                self._cancel_interim()
             elif isinstance(event, UtteranceEnded):
                 self._speech_event(
                     EventType.SPEECH_EVENT_TYPE_ACTIVITY_END, event.speech_end_s, event.segment_id
                 )
                 self._end_utterance(event)
 
-    def _end_utterance(self, utterance: UtteranceEnded) -> None:
-        if self._interim_task is not None and self._interim_segment == utterance.segment_id:
+    def _cancel_interim(self) -> None:
+        """An interim is stale once speech stops: the final will say more, and sooner."""
+        if self._interim_task is not None:
             self._interim_task.cancel()
+
+    def _end_utterance(self, utterance: UtteranceEnded) -> None:
+        self._cancel_interim()
+        self._last_ended_segment = utterance.segment_id
+        self._speech_end = None
         self._finals.append(_PendingFinal(utterance, detected_at=self._last_audio_at))
         if self._options.single_utterance:
             self._speech_event(
@@ -253,17 +296,57 @@ class RecognitionStream:
             if self._input_done:
                 self._out.put_nowait(_EndOfStream())
                 return
+            speculation = self._speculation_audio()
+            if speculation is not None:
+                await self._speculate(*speculation)
+                continue
             interim = self._interim_due()
             if interim is None:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
+            started = time.monotonic()
             self._interim_task = asyncio.create_task(self._interim(*interim))
             await asyncio.wait([self._interim_task])
             self._interim_task = None
+            busy_s = time.monotonic() - started
+            self._interim_ready_at = time.monotonic() + busy_s * (
+                1 / self._tuning.interim_duty_cycle - 1
+            )
+
+    def _speculation_audio(self) -> tuple[SpeechEnded, np.ndarray] | None:
+        """The audio the final will have if speech does not resume, once all of it is here.
+
+        The segmenter ends an utterance TRAILING_SILENCE_S after its speech; when that much
+        silence has arrived, the final's audio is known and can be transcribed right away.
+        """
+        end = self._speech_end
+        if end is None or self._segmenter.state is not SpeechState.SILENCE:
+            return None
+        if self._speculation is not None and self._speculation.speech_end == end:
+            return None
+        progress = self._segmenter.utterance_so_far()
+        if progress is None:
+            return None
+        audio, audio_start_s = progress
+        keep = round((end.speech_end_s + TRAILING_SILENCE_S - audio_start_s) * SAMPLE_RATE_HZ)
+        if len(audio) < keep:
+            return None
+        return end, np.array(audio[:keep], copy=True)
+
+    async def _speculate(self, end: SpeechEnded, audio: np.ndarray) -> None:
+        """Transcribes the would-be final; if speech resumed meanwhile, the text still
+        serves as an interim result of the utterance so far."""
+        audio_at = self._last_audio_at
+        response = await self._stt.transcribe(self._final_request(audio, end.segment_id))
+        self._speculation = _Speculation(end, audio, response)
+        if self._options.interim_results and self._segmenter.state is SpeechState.ACTIVE:
+            self._publish_interim(end.segment_id, response, end.speech_end_s, audio_at)
 
     def _interim_due(self) -> tuple[int, np.ndarray, float, float] | None:
-        if not self._options.interim_results:
+        if not self._options.interim_results or self._segmenter.state is not SpeechState.ACTIVE:
+            return None
+        if time.monotonic() < self._interim_ready_at:
             return None
         progress = self._segmenter.utterance_so_far()
         if progress is None:
@@ -303,6 +386,20 @@ class RecognitionStream:
             audio, segment_id, stt_pb2.PRIORITY_INTERIM, words=False, prompt=self._prompt()
         )
         response = await self._stt.transcribe(request)
+        self._publish_interim(
+            segment_id, response, audio_start_s + len(audio) / SAMPLE_RATE_HZ, audio_at
+        )
+
+    def _publish_interim(
+        self,
+        segment_id: int,
+        response: stt_pb2.TranscribeResponse,
+        end_s: float,
+        audio_at: float,
+    ) -> None:
+        """Sends an interim result unless its segment has moved on or the text is unchanged."""
+        if segment_id != self._interim_segment or segment_id <= self._last_ended_segment:
+            return
         verdict = screen(response.segments, self._tuning.hallucination)
         if verdict.suppression is not None:
             logger.debug("interim suppressed: %s", verdict.suppression.detail)
@@ -318,8 +415,8 @@ class RecognitionStream:
             stability=stability,
             transcript=verdict.text,
             confidence=_confidence(verdict.kept),
-            start_offset=duration(audio_start_s),
-            end_offset=duration(audio_start_s + len(audio) / SAMPLE_RATE_HZ),
+            start_offset=duration(self._speech_start_s),
+            end_offset=duration(end_s),
             language_code=response.language_code,
             language_probability=response.language_probability,
             processing_latency=duration(time.monotonic() - audio_at),
@@ -329,18 +426,25 @@ class RecognitionStream:
     def _prompt(self) -> str:
         return self._previous_text[-PROMPT_CHARS:] if self._tuning.condition_on_previous else ""
 
-    async def _final(self, pending: _PendingFinal) -> None:
-        utterance = pending.utterance
-        segment_id_var.set(utterance.segment_id)
-        request = self._request(
-            utterance.audio,
-            utterance.segment_id,
+    def _final_request(self, audio: np.ndarray, segment_id: int) -> stt_pb2.TranscribeRequest:
+        return self._request(
+            audio,
+            segment_id,
             stt_pb2.PRIORITY_FINAL,
             words=self._options.word_time_offsets,
             prompt=self._prompt(),
         )
+
+    async def _final(self, pending: _PendingFinal) -> None:
+        utterance = pending.utterance
+        segment_id_var.set(utterance.segment_id)
+        speculation, self._speculation = self._speculation, None
         try:
-            response = await self._stt.transcribe(request)
+            if speculation is not None and speculation.matches(utterance):
+                response = speculation.response
+            else:
+                request = self._final_request(utterance.audio, utterance.segment_id)
+                response = await self._stt.transcribe(request)
         except GatewayError as error:
             raise type(error)(
                 f"segment {utterance.segment_id} was not transcribed: {error}"

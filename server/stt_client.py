@@ -85,9 +85,10 @@ class SttClient:
         self._stub = stt_pb2_grpc.SttServiceStub(self._channel)
         self._catalog: ModelCatalog | None = None
 
-    async def catalog(self) -> ModelCatalog:
-        """The served models, asked once and then remembered."""
-        if self._catalog is None:
+    async def catalog(self, *, refresh: bool = False) -> ModelCatalog:
+        """The served models, asked once and remembered; asked again on `refresh` or while
+        the STT service has no model loaded yet."""
+        if refresh or self._catalog is None or not self._catalog.default:
             try:
                 response = await self._stub.ListModels(
                     stt_pb2.ListModelsRequest(), timeout=self._timeout_s
@@ -98,6 +99,14 @@ class SttClient:
             default = next((m.name for m in response.models if m.is_default), "")
             self._catalog = ModelCatalog(models=models, default=default)
         return self._catalog
+
+    async def resolve(self, name: str, language_code: str) -> stt_pb2.ModelInfo:
+        """The model for a stream, asking the service again for a name not seen yet (a
+        replica may have loaded more models since)."""
+        catalog = await self.catalog()
+        if (name or catalog.default) not in catalog.models:
+            catalog = await self.catalog(refresh=True)
+        return catalog.resolve(name, language_code)
 
     async def transcribe(self, request: stt_pb2.TranscribeRequest) -> stt_pb2.TranscribeResponse:
         try:

@@ -57,3 +57,10 @@ def finals(responses: list[speech_pb2.StreamingRecognizeResponse]) -> list:
 
 def seconds(duration) -> float:
     return duration.seconds + duration.nanos / 1e9
+
+
+def read_float(path: Path) -> np.ndarray:
+    """A 16 kHz clip as float32 in [-1, 1], as the gateway's VAD sees it."""
+    audio = read_wav(path)
+    assert audio.sample_rate_hz == 16000
+    return samples(audio).astype(np.float32) / 32768

@@ -1,5 +1,4 @@
 import itertools
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from server.segmenter import (
     UtteranceEnded,
 )
 from server.vad import SILERO_WINDOW_SAMPLES, DualVad, SileroModel, VadOptions
+from tests.streaming import read_float
 
 SPEECH = Path(__file__).parents[1] / "data" / "speech"
 CHUNK_SAMPLES = 320  # 20 ms, a typical client chunk
@@ -24,16 +24,8 @@ BOUNDARY_TOLERANCE_S = 0.3
 CLIPS = ("en/librivox-0880.wav", "en/librivox-0930.wav", "en/librivox-0920.wav")
 
 
-@pytest.fixture(scope="module")
-def model() -> SileroModel:
-    return SileroModel()
-
-
 def read_wav(name: str) -> np.ndarray:
-    with wave.open(str(SPEECH / name)) as wav:
-        assert wav.getframerate() == SAMPLE_RATE_HZ
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32768
+    return read_float(SPEECH / name)
 
 
 def speech_span(samples: np.ndarray) -> tuple[int, int]:

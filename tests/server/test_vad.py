@@ -1,4 +1,3 @@
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +11,14 @@ from server.vad import (
     VadDecision,
     VadOptions,
 )
+from tests.streaming import read_float
 
 SPEECH = Path(__file__).parents[1] / "data" / "speech"
 CHUNK_SAMPLES = 320  # 20 ms, a typical client chunk
 
 
-@pytest.fixture(scope="module")
-def model() -> SileroModel:
-    return SileroModel()
-
-
 def read_wav(name: str) -> np.ndarray:
-    with wave.open(str(SPEECH / name)) as wav:
-        assert wav.getframerate() == SAMPLE_RATE_HZ
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32768
+    return read_float(SPEECH / name)
 
 
 def run_vad(
