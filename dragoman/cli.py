@@ -99,7 +99,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command in ("serve", "demo"):
         gateway, stt = _embedded_settings(args)
-        logs.configure(gateway.log_level, gateway.log_json)
+        quiet_demo = args.command == "demo" and not hasattr(args, "log_level")
+        logs.configure("WARNING" if quiet_demo else gateway.log_level, gateway.log_json)
         then = None
         if args.command == "demo":
             from clients.transcribe import transcribe

@@ -70,3 +70,5 @@ def configure(level: str = "INFO", json_lines: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # faster-whisper logs every window it processes at INFO; the STT service logs each job.
+    logging.getLogger("faster_whisper").setLevel(max(root.level, logging.WARNING))

@@ -84,12 +84,16 @@ class _Speculation:
 
     speech_end: SpeechEnded
     audio: np.ndarray
-    response: stt_pb2.TranscribeResponse
+    response: stt_pb2.TranscribeResponse | None
+    """None when the STT call failed: the final then makes its own."""
 
-    def matches(self, utterance: UtteranceEnded) -> bool:
-        return self.speech_end.segment_id == utterance.segment_id and np.array_equal(
+    def response_for(self, utterance: UtteranceEnded) -> stt_pb2.TranscribeResponse | None:
+        """The transcription, if the utterance ended with exactly the audio transcribed."""
+        if self.speech_end.segment_id == utterance.segment_id and np.array_equal(
             self.audio, utterance.audio
-        )
+        ):
+            return self.response
+        return None
 
 
 @dataclass(frozen=True)
@@ -306,9 +310,11 @@ class RecognitionStream:
                 self._wake.clear()
                 continue
             started = time.monotonic()
-            self._interim_task = asyncio.create_task(self._interim(*interim))
-            await asyncio.wait([self._interim_task])
+            self._interim_task = task = asyncio.create_task(self._interim(*interim))
+            await asyncio.wait([task])
             self._interim_task = None
+            if not task.cancelled() and task.exception() is not None:
+                logger.warning("interim transcription failed: %s", task.exception())
             busy_s = time.monotonic() - started
             self._interim_ready_at = time.monotonic() + busy_s * (
                 1 / self._tuning.interim_duty_cycle - 1
@@ -338,7 +344,12 @@ class RecognitionStream:
         """Transcribes the would-be final; if speech resumed meanwhile, the text still
         serves as an interim result of the utterance so far."""
         audio_at = self._last_audio_at
-        response = await self._stt.transcribe(self._final_request(audio, end.segment_id))
+        try:
+            response = await self._stt.transcribe(self._final_request(audio, end.segment_id))
+        except GatewayError as error:
+            logger.warning("speculative final failed, the final will be retried: %s", error)
+            self._speculation = _Speculation(end, audio, None)
+            return
         self._speculation = _Speculation(end, audio, response)
         if self._options.interim_results and self._segmenter.state is SpeechState.ACTIVE:
             self._publish_interim(end.segment_id, response, end.speech_end_s, audio_at)
@@ -440,9 +451,8 @@ class RecognitionStream:
         segment_id_var.set(utterance.segment_id)
         speculation, self._speculation = self._speculation, None
         try:
-            if speculation is not None and speculation.matches(utterance):
-                response = speculation.response
-            else:
+            response = speculation.response_for(utterance) if speculation else None
+            if response is None:
                 request = self._final_request(utterance.audio, utterance.segment_id)
                 response = await self._stt.transcribe(request)
         except GatewayError as error:
