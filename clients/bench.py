@@ -24,7 +24,6 @@ from clients.streaming import SendLog, stream_audio, streaming_config
 from clients.wer import word_error_rate
 from dragoman.embedded import EmbeddedStack
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
-from server.settings import GatewaySettings
 from stt.models import prepare
 from stt.settings import SttSettings
 
@@ -116,9 +115,9 @@ def offline_wer(model_name: str, settings: SttSettings, clips: list[Clip]) -> fl
 
 
 async def bench_model(
-    model: str, gateway: GatewaySettings, stt: SttSettings, clips: list[Clip], streams: int
+    model: str, stack: EmbeddedStack, clips: list[Clip], streams: int
 ) -> dict[str, float]:
-    stack = EmbeddedStack(gateway, stt.model_copy(update={"model": model}))
+    gateway = stack.gateway_settings
     address = await stack.start()
     audio_s = sum(c.audio.duration_s for c in clips)
     try:
@@ -150,7 +149,7 @@ async def bench_model(
     cpu_s = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     references = [c.text for c in clips]
     streaming = word_error_rate(references, live.hypotheses)
-    offline = offline_wer(model, stt, clips)
+    offline = offline_wer(model, stack.stt_settings, clips)
     return {
         "clips": len(clips),
         "audio_s": audio_s,
@@ -170,17 +169,13 @@ async def bench_model(
 
 
 async def run_benchmark(
-    gateway: GatewaySettings,
-    stt: SttSettings,
-    *,
-    models: list[str],
-    manifest: str | None,
-    streams: int,
+    stack: EmbeddedStack, *, models: list[str], manifest: str | None, streams: int
 ) -> int:
     clips = load_clips(manifest)
     for model in models:
-        figures = await bench_model(model, gateway, stt, clips, streams)
-        print(f"model {model} (endpoint silence {gateway.endpoint_silence_s} s excluded)")
+        figures = await bench_model(model, stack.with_stt_model(model), clips, streams)
+        silence_s = stack.gateway_settings.endpoint_silence_s
+        print(f"model {model} (endpoint silence {silence_s} s excluded)")
         width = max(len(k) for k in figures)
         for key, value in figures.items():
             shown = f"{value:.3f}" if isinstance(value, float) else str(value)

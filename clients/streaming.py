@@ -39,6 +39,7 @@ def streaming_config(
     interim_results: bool = True,
     word_time_offsets: bool = False,
     speech_events: bool = True,
+    translation_targets: list[str] | None = None,
 ) -> speech_pb2.StreamingRecognitionConfig:
     return speech_pb2.StreamingRecognitionConfig(
         config=speech_pb2.RecognitionConfig(
@@ -48,6 +49,7 @@ def streaming_config(
             language_code=language_code,
             model=model,
             enable_word_time_offsets=word_time_offsets,
+            translation_language_codes=translation_targets or [],
         ),
         interim_results=interim_results,
         enable_speech_events=speech_events,

@@ -31,6 +31,11 @@ def format_final(result: speech_pb2.StreamingRecognitionResult) -> str:
     return f"{span} {result.transcript}"
 
 
+def format_translation(translation: speech_pb2.Translation) -> str:
+    text = translation.text or f"({translation.error})"
+    return f"{'':18}{translation.language_code}: {text}"
+
+
 class LiveView:
     """Prints responses for a person (interims in place on a terminal) or as JSON lines."""
 
@@ -51,6 +56,8 @@ class LiveView:
             if result.is_final:
                 clear = "\r\x1b[K" if self._live else ""
                 self._out.write(f"{clear}{format_final(result)}\n")
+                for translation in result.translations:
+                    self._out.write(f"{format_translation(translation)}\n")
             elif self._live:
                 text = f"… {result.transcript}"[-(self._width - 1) :]
                 self._out.write(f"\r\x1b[K\x1b[2m{text}\x1b[0m")
@@ -67,6 +74,7 @@ async def transcribe(
     model: str = "",
     interim_results: bool = True,
     word_time_offsets: bool = False,
+    translation_targets: list[str] | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     """Streams `path` to the service at `target`; returns a process exit status."""
@@ -77,6 +85,7 @@ async def transcribe(
         model=model,
         interim_results=interim_results,
         word_time_offsets=word_time_offsets,
+        translation_targets=translation_targets,
     )
     view = LiveView(out, json_lines=json_lines)
     async with grpc.aio.insecure_channel(target) as channel:

@@ -8,13 +8,22 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from dragoman import logs
+from dragoman import embedded, logs
 from dragoman.settings import SettingsError, add_arguments, describe, from_arguments
 from server.settings import GatewaySettings
 from stt.settings import SttSettings
+from translate.settings import TranslateSettings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "clients" / "samples" / "jfk.wav"
 STT_PREFIX = "stt_"
+TRANSLATE_PREFIX = "translate_"
+SERVICES = {"gateway": GatewaySettings, "stt": SttSettings, "translator": TranslateSettings}
+
+
+def _embedded_arguments(parser: argparse.ArgumentParser) -> None:
+    add_arguments(parser, GatewaySettings)
+    add_arguments(parser, SttSettings, prefix=STT_PREFIX)
+    add_arguments(parser, TranslateSettings, prefix=TRANSLATE_PREFIX)
 
 
 def _client_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,22 +38,26 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dragoman", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="gateway and STT in one process (loopback gRPC)")
-    add_arguments(serve, GatewaySettings)
-    add_arguments(serve, SttSettings, prefix=STT_PREFIX)
+    serve = commands.add_parser(
+        "serve", help="gateway, STT and translation in one process (loopback gRPC)"
+    )
+    _embedded_arguments(serve)
 
     demo = commands.add_parser(
         "demo", help="like serve, and first streams a sample through it, showing the transcript"
     )
     demo.add_argument("file", nargs="?", default=str(SAMPLE), help="audio file to stream")
-    add_arguments(demo, GatewaySettings)
-    add_arguments(demo, SttSettings, prefix=STT_PREFIX)
+    demo.add_argument("--translate", default="", help="comma-separated target languages")
+    _embedded_arguments(demo)
 
     gateway = commands.add_parser("gateway", help="the public gateway alone")
     add_arguments(gateway, GatewaySettings)
 
     stt = commands.add_parser("stt", help="the STT service alone")
     add_arguments(stt, SttSettings)
+
+    translator = commands.add_parser("translator", help="the translation service alone")
+    add_arguments(translator, TranslateSettings)
 
     transcribe = commands.add_parser("transcribe", help="stream an audio file to a gateway")
     transcribe.add_argument("file", help="any audio file PyAV can decode")
@@ -53,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--json", action="store_true", help="every response as a JSON line")
     transcribe.add_argument("--no-interim", action="store_true", help="final results only")
     transcribe.add_argument("--words", action="store_true", help="ask for word time offsets")
+    transcribe.add_argument(
+        "--translate", default="", help="comma-separated target languages (pt,en)"
+    )
 
     bench = commands.add_parser("bench", help="latency, real-time factor and WER on speech clips")
     bench.add_argument(
@@ -60,24 +76,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--manifest", default=None, help="clip manifest (default: the test clips)")
     bench.add_argument("--streams", type=int, default=1, help="concurrent streams")
-    add_arguments(bench, GatewaySettings)
-    add_arguments(bench, SttSettings, prefix=STT_PREFIX)
+    _embedded_arguments(bench)
 
     config = commands.add_parser("config", help="print the effective settings")
-    config.add_argument("service", choices=["gateway", "stt"], nargs="?")
+    config.add_argument("service", choices=list(SERVICES), nargs="?")
     config.add_argument(
         "--markdown", action="store_true", help="the defaults as the README's settings table"
     )
     return parser
 
 
-def _embedded_settings(args: argparse.Namespace) -> tuple[GatewaySettings, SttSettings]:
-    gateway = from_arguments(GatewaySettings, args)
-    loopback = {"host": "127.0.0.1"}
-    if not hasattr(args, STT_PREFIX + "port"):
-        loopback["port"] = 0
-    stt = from_arguments(SttSettings, args, STT_PREFIX, **loopback)
-    return gateway, stt
+def _loopback(args: argparse.Namespace, prefix: str) -> dict[str, object]:
+    """Embedded services listen on loopback, on a free port unless one is given."""
+    return {"host": "127.0.0.1"} | ({} if hasattr(args, prefix + "port") else {"port": 0})
+
+
+def _embedded_stack(args: argparse.Namespace) -> embedded.EmbeddedStack:
+    return embedded.EmbeddedStack(
+        from_arguments(GatewaySettings, args),
+        from_arguments(SttSettings, args, STT_PREFIX, **_loopback(args, STT_PREFIX)),
+        from_arguments(
+            TranslateSettings, args, TRANSLATE_PREFIX, **_loopback(args, TRANSLATE_PREFIX)
+        ),
+    )
+
+
+def _targets(value: str) -> list[str]:
+    return [code.strip() for code in value.split(",") if code.strip()]
 
 
 def _print_settings(classes: list[type[BaseSettings]], markdown: bool) -> None:
@@ -94,38 +119,49 @@ def _print_settings(classes: list[type[BaseSettings]], markdown: bool) -> None:
             print(f"{variable}={value}  ({flag})")
 
 
+async def _serve_one(args: argparse.Namespace) -> int:
+    """`dragoman gateway | stt | translator`: one service, its own settings."""
+    from translate.app import serve as serve_translator
+
+    from server.app import serve as serve_gateway
+    from stt.app import serve as serve_stt
+
+    serve = {"gateway": serve_gateway, "stt": serve_stt, "translator": serve_translator}
+    settings = from_arguments(SERVICES[args.command], args)
+    logs.configure(settings.log_level, settings.log_json)
+    await serve[args.command](settings)
+    return 0
+
+
+async def _serve_embedded(args: argparse.Namespace) -> int:
+    """`dragoman serve | demo`: every service in this process."""
+    from clients.transcribe import transcribe
+
+    stack = _embedded_stack(args)
+    gateway = stack.gateway_settings
+    quiet_demo = args.command == "demo" and not hasattr(args, "log_level")
+    logs.configure("WARNING" if quiet_demo else gateway.log_level, gateway.log_json)
+
+    async def demo(address: str) -> None:
+        print(f"streaming {args.file} to {address} at real-time pace:", flush=True)
+        await transcribe(
+            address,
+            args.file,
+            realtime=True,
+            json_lines=False,
+            translation_targets=_targets(args.translate),
+        )
+        print(f"\nDragoman is serving on {address}; press Ctrl-C to stop.", flush=True)
+
+    await embedded.run(stack, demo if args.command == "demo" else None)
+    return 0
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
-    from dragoman import embedded
-
+    if args.command in SERVICES:
+        return await _serve_one(args)
     if args.command in ("serve", "demo"):
-        gateway, stt = _embedded_settings(args)
-        quiet_demo = args.command == "demo" and not hasattr(args, "log_level")
-        logs.configure("WARNING" if quiet_demo else gateway.log_level, gateway.log_json)
-        then = None
-        if args.command == "demo":
-            from clients.transcribe import transcribe
-
-            async def then(address: str) -> None:
-                print(f"streaming {args.file} to {address} at real-time pace:", flush=True)
-                await transcribe(address, args.file, realtime=True, json_lines=False)
-                print(f"\nDragoman is serving on {address}; press Ctrl-C to stop.", flush=True)
-
-        await embedded.run(gateway, stt, then)
-        return 0
-    if args.command == "gateway":
-        from server.app import serve
-
-        settings = from_arguments(GatewaySettings, args)
-        logs.configure(settings.log_level, settings.log_json)
-        await serve(settings)
-        return 0
-    if args.command == "stt":
-        from stt.app import serve
-
-        settings = from_arguments(SttSettings, args)
-        logs.configure(settings.log_level, settings.log_json)
-        await serve(settings)
-        return 0
+        return await _serve_embedded(args)
     if args.command == "transcribe":
         from clients.transcribe import transcribe
 
@@ -139,15 +175,14 @@ async def _dispatch(args: argparse.Namespace) -> int:
             model=args.model,
             interim_results=not args.no_interim,
             word_time_offsets=args.words,
+            translation_targets=_targets(args.translate),
         )
     if args.command == "bench":
         from clients.bench import run_benchmark
 
-        gateway, stt = _embedded_settings(args)
         logs.configure("WARNING")
         return await run_benchmark(
-            gateway,
-            stt,
+            _embedded_stack(args),
             models=args.models.split(","),
             manifest=args.manifest,
             streams=args.streams,
@@ -159,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "config":
-            services = {"gateway": GatewaySettings, "stt": SttSettings}
-            chosen = [services[args.service]] if args.service else list(services.values())
+            chosen = [SERVICES[args.service]] if args.service else list(SERVICES.values())
             _print_settings(chosen, args.markdown)
             return 0
         return asyncio.run(_dispatch(args))

@@ -11,6 +11,8 @@ from server.service import SpeechServicer
 from server.settings import GatewaySettings
 from server.stream import StreamTuning
 from server.stt_client import ModelCatalog, SttClient
+from server.translate_client import TranslateClient
+from server.translation import Translator
 from server.vad import SileroModel
 
 logger = logging.getLogger(__name__)
@@ -30,6 +32,15 @@ class GatewayApp:
             timeout_s=settings.stt_timeout_s,
             max_message_bytes=settings.max_message_bytes,
         )
+        self.translate = (
+            TranslateClient(
+                settings.translate_target,
+                timeout_s=settings.stt_timeout_s,
+                max_message_bytes=settings.max_message_bytes,
+            )
+            if settings.translate_target
+            else None
+        )
         tuning = StreamTuning(
             max_chunk_bytes=settings.max_chunk_bytes,
             interim_interval_s=settings.interim_interval_s,
@@ -37,7 +48,9 @@ class GatewayApp:
             condition_on_previous=settings.condition_on_previous,
             hallucination=HallucinationOptions(),
         )
-        self.servicer = SpeechServicer(settings, self.stt, SileroModel(), tuning)
+        self.servicer = SpeechServicer(
+            settings, self.stt, Translator(self.translate), SileroModel(), tuning
+        )
 
         speech_pb2_grpc.add_SpeechServiceServicer_to_server(self.servicer, self.host.server)
 
@@ -82,6 +95,8 @@ class GatewayApp:
     async def stop(self) -> None:
         await self.host.stop(self.settings.drain_grace_s)
         await self.stt.close()
+        if self.translate is not None:
+            await self.translate.close()
 
 
 async def serve(settings: GatewaySettings) -> None:

@@ -4,6 +4,7 @@ Every problem is reported at once with the field name and the valid values, so t
 client fixes its config in one round trip.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from faster_whisper.tokenizer import _LANGUAGE_CODES
@@ -35,6 +36,9 @@ class StreamOptions:
     model: str
     """Model name, or empty for the STT service's default."""
     word_time_offsets: bool
+    translation_targets: tuple[str, ...]
+    """ISO 639-1 codes to translate finals into, in the client's order, each once."""
+    translate_interim: bool
     interim_results: bool
     single_utterance: bool
     speech_events: bool
@@ -52,6 +56,36 @@ def _check_range(problems: list[str], name: str, value: float, low: float, high:
         problems.append(f"{name} {value:g} is out of range: valid values are {low:g}-{high:g}")
 
 
+def _languages(
+    problems: list[str], language_code: str, targets: Sequence[str]
+) -> tuple[str, tuple[str, ...]]:
+    language = language_code.strip().lower()
+    if language == AUTO_LANGUAGE:
+        language = ""
+    if language and language not in LANGUAGES:
+        problems.append(
+            f"language_code {language_code!r} is not known: use an ISO 639-1 code "
+            f"({', '.join(sorted(LANGUAGES)[:12])}, ...) or 'auto'"
+        )
+    wanted = tuple(dict.fromkeys(t.strip().lower() for t in targets))
+    unknown = [t for t in wanted if t not in LANGUAGES]
+    if unknown:
+        problems.append(
+            f"translation_language_codes {', '.join(map(repr, unknown))} are not known ISO "
+            "639-1 codes"
+        )
+    return language, wanted
+
+
+def parse_languages(language_code: str, targets: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """(spoken language or "" to detect, targets) of an UpdateLanguages message."""
+    problems: list[str] = []
+    languages = _languages(problems, language_code, targets)
+    if problems:
+        raise InvalidRequestError("invalid update_languages: " + "; ".join(problems))
+    return languages
+
+
 def parse(
     config: speech_pb2.RecognitionConfig,
     voice_activity: speech_pb2.VoiceActivityConfig,
@@ -60,6 +94,7 @@ def parse(
     interim_results: bool = False,
     single_utterance: bool = False,
     speech_events: bool = False,
+    translate_interim: bool = False,
 ) -> StreamOptions:
     """Validates a config; raises InvalidRequestError naming every bad field."""
     problems: list[str] = []
@@ -73,14 +108,9 @@ def parse(
     if encoding == "LINEAR16":
         _check_range(problems, "sample_rate_hertz", config.sample_rate_hertz, 8000, 48000)
         _check_range(problems, "audio_channel_count", channels, 1, 8)
-    language = config.language_code.strip().lower()
-    if language == AUTO_LANGUAGE:
-        language = ""
-    if language and language not in LANGUAGES:
-        problems.append(
-            f"language_code {config.language_code!r} is not known: use an ISO 639-1 code "
-            f"({', '.join(sorted(LANGUAGES)[:12])}, ...) or 'auto'"
-        )
+    language, targets = _languages(
+        problems, config.language_code, config.translation_language_codes
+    )
     aggressiveness = (
         voice_activity.aggressiveness
         if voice_activity.set_aggressiveness
@@ -111,6 +141,8 @@ def parse(
         language_code=language,
         model=config.model.strip(),
         word_time_offsets=config.enable_word_time_offsets,
+        translation_targets=targets,
+        translate_interim=translate_interim,
         interim_results=interim_results,
         single_utterance=single_utterance,
         speech_events=speech_events,

@@ -10,10 +10,12 @@ import grpc
 from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from server import config
+from server.durations import duration
 from server.errors import GatewayError, InvalidRequestError
 from server.settings import GatewaySettings
-from server.stream import RecognitionStream, StreamTuning, duration
+from server.stream import RecognitionStream, StreamTuning
 from server.stt_client import SttClient
+from server.translation import Translator
 from server.vad import SileroModel
 
 logger = logging.getLogger(__name__)
@@ -26,17 +28,24 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self,
         settings: GatewaySettings,
         stt: SttClient,
+        translator: Translator,
         vad_model: SileroModel,
         tuning: StreamTuning,
     ) -> None:
         self._settings = settings
         self._stt = stt
+        self._translator = translator
         self._vad_model = vad_model
         self._tuning = tuning
         self.active_streams = 0
 
     async def _open(self, options: config.StreamOptions, session_id: str) -> RecognitionStream:
         model = await self._stt.resolve(options.model, options.language_code)
+        await self._translator.check(
+            options.language_code,
+            options.translation_targets,
+            multilingual=not model.english_only,
+        )
         return RecognitionStream(
             options,
             model,
@@ -44,6 +53,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             stt=self._stt,
             vad_model=self._vad_model,
             tuning=self._tuning,
+            translator=self._translator,
         )
 
     async def StreamingRecognize(
@@ -77,6 +87,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                 interim_results=streaming.interim_results,
                 single_utterance=streaming.single_utterance,
                 speech_events=streaming.enable_speech_events,
+                translate_interim=streaming.translate_interim_results,
             )
             stream = await self._open(options, session_id)
             logger.info(

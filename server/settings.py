@@ -19,7 +19,14 @@ class GatewaySettings(ServiceSettings):
         description="gRPC target of the STT service (host:port, or dns:///name:port to "
         "balance over every address the name resolves to)",
     )
-    stt_timeout_s: float = Field(30.0, gt=0, description="Deadline of one STT call, in seconds")
+    translate_target: str = Field(
+        "",
+        description="gRPC target of the translation service; empty: only Whisper's "
+        "speech-to-English and same-language targets are served",
+    )
+    stt_timeout_s: float = Field(
+        30.0, gt=0, description="Deadline of one STT or translation call, in seconds"
+    )
     max_message_bytes: int = Field(
         4 * MiB,
         gt=0,

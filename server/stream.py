@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from google.protobuf import duration_pb2
 
 from dragoman.logs import segment_id_var
 from dragoman.speech.v1 import speech_pb2
 from dragoman.stt.v1 import stt_pb2
 from server.audio import SAMPLE_RATE_HZ, AudioFormatError, make_decoder
-from server.config import StreamOptions
+from server.config import StreamOptions, parse_languages
+from server.durations import duration
 from server.errors import GatewayError, InvalidRequestError
 from server.hallucination import HallucinationOptions, screen
 from server.segmenter import (
@@ -45,6 +45,7 @@ from server.segmenter import (
     UtteranceEnded,
 )
 from server.stt_client import SttClient, pcm16
+from server.translation import Translator
 from server.vad import DualVad, SileroModel
 
 logger = logging.getLogger(__name__)
@@ -97,20 +98,23 @@ class _Speculation:
 
 
 @dataclass(frozen=True)
+class Languages:
+    """What an utterance is spoken in ("" to detect) and what to translate it into."""
+
+    spoken: str
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _PendingFinal:
     utterance: UtteranceEnded
     detected_at: float
     """Monotonic time the endpoint was detected: the start of the final's latency."""
+    languages: Languages
 
 
 class _EndOfStream:
     pass
-
-
-def duration(seconds: float) -> duration_pb2.Duration:
-    value = duration_pb2.Duration()
-    value.FromNanoseconds(round(max(seconds, 0.0) * 1e9))
-    return value
 
 
 def _stability(previous: str, current: str) -> float:
@@ -132,6 +136,12 @@ def _confidence(segments: tuple[stt_pb2.Segment, ...]) -> float:
     return float(np.mean([math.exp(s.avg_logprob) for s in segments]))
 
 
+async def _whisper_translates_finals_only() -> str:
+    raise InvalidRequestError(
+        "Whisper translates final results only: it needs the utterance's whole audio"
+    )
+
+
 class RecognitionStream:
     """Runs the streaming pipeline for one client stream."""
 
@@ -144,12 +154,16 @@ class RecognitionStream:
         stt: SttClient,
         vad_model: SileroModel,
         tuning: StreamTuning,
+        translator: Translator,
     ) -> None:
         self._options = options
         self._model = model
         self._session_id = session_id
         self._stt = stt
         self._tuning = tuning
+        self._translator = translator
+        self._languages = Languages(options.language_code, options.translation_targets)
+        self._utterance_languages = self._languages
         try:
             self._decoder = make_decoder(options.encoding, options.sample_rate_hz, options.channels)
         except AudioFormatError as error:
@@ -161,6 +175,8 @@ class RecognitionStream:
         self._input_done = False
         self._revisions: Counter[int] = Counter()
         self._interim_task: asyncio.Task[None] | None = None
+        self._interim_translation: asyncio.Task[None] | None = None
+        self._interim_language = ""
         self._speech_start_s = 0.0
         self._last_ended_segment = 0
         self._speech_end: SpeechEnded | None = None
@@ -192,7 +208,7 @@ class RecognitionStream:
                     raise item
                 yield item
         finally:
-            for task in [*tasks, self._interim_task]:
+            for task in [*tasks, self._interim_task, self._interim_translation]:
                 if task is not None:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -215,8 +231,7 @@ class RecognitionStream:
             if kind == "audio_content":
                 self._on_audio(request.audio_content)
             elif kind == "control":
-                if request.control.WhichOneof("action") == "finalize":
-                    self._handle(self._segmenter.finalize(EndReason.FINALIZE))
+                await self._on_control(request.control)
             elif kind == "streaming_config":
                 raise InvalidRequestError(
                     "streaming_config may only be sent in the first message of a stream"
@@ -231,6 +246,32 @@ class RecognitionStream:
         self._handle(self._segmenter.finalize(EndReason.END_OF_STREAM))
         self._input_done = True
         self._wake.set()
+
+    async def _on_control(self, control: speech_pb2.StreamingControl) -> None:
+        action = control.WhichOneof("action")
+        if action == "finalize":
+            self._handle(self._segmenter.finalize(EndReason.FINALIZE))
+        elif action == "update_languages":
+            update = control.update_languages
+            spoken, targets = parse_languages(
+                update.language_code, update.translation_language_codes
+            )
+            if self._model.english_only and spoken not in ("", "en"):
+                raise InvalidRequestError(
+                    f"model {self._model.name!r} is English-only and cannot recognize "
+                    f"language_code {spoken!r}"
+                )
+            await self._translator.check(spoken, targets, multilingual=self._multilingual)
+            self._languages = Languages(spoken, targets)
+            if self._segmenter.state is SpeechState.INACTIVE:
+                self._utterance_languages = self._languages
+            logger.info("languages changed to %s → %s", spoken or "auto", ", ".join(targets))
+        else:
+            raise InvalidRequestError("empty control message: set finalize or update_languages")
+
+    @property
+    def _multilingual(self) -> bool:
+        return not self._model.english_only
 
     def _on_audio(self, chunk: bytes) -> None:
         if len(chunk) > self._tuning.max_chunk_bytes:
@@ -249,6 +290,7 @@ class RecognitionStream:
         for event in events:
             if isinstance(event, SpeechStarted):
                 self._speech_start_s = event.speech_start_s
+                self._utterance_languages = self._languages
                 self._speech_event(
                     EventType.SPEECH_EVENT_TYPE_ACTIVITY_BEGIN,
                     event.speech_start_s,
@@ -272,7 +314,9 @@ class RecognitionStream:
         self._cancel_interim()
         self._last_ended_segment = utterance.segment_id
         self._speech_end = None
-        self._finals.append(_PendingFinal(utterance, detected_at=self._last_audio_at))
+        self._finals.append(
+            _PendingFinal(utterance, self._last_audio_at, self._utterance_languages)
+        )
         if self._options.single_utterance:
             self._speech_event(
                 EventType.SPEECH_EVENT_TYPE_END_OF_SINGLE_UTTERANCE,
@@ -375,13 +419,22 @@ class RecognitionStream:
         return segment_id, np.array(audio, copy=True), audio_start_s, self._last_audio_at
 
     def _request(
-        self, audio: np.ndarray, segment_id: int, priority: int, *, words: bool, prompt: str
+        self,
+        audio: np.ndarray,
+        segment_id: int,
+        priority: int,
+        *,
+        words: bool,
+        prompt: str,
+        language_code: str | None = None,
+        task: int = stt_pb2.TASK_TRANSCRIBE,
     ) -> stt_pb2.TranscribeRequest:
+        spoken = self._utterance_languages.spoken if language_code is None else language_code
         return stt_pb2.TranscribeRequest(
             audio_pcm16=pcm16(audio),
             model=self._model.name,
-            language_code=self._options.language_code,
-            task=stt_pb2.TASK_TRANSCRIBE,
+            language_code=spoken,
+            task=task,
             priority=priority,
             word_timestamps=words,
             initial_prompt=prompt,
@@ -418,6 +471,7 @@ class RecognitionStream:
             return
         stability = _stability(self._interim_text, verdict.text)
         self._interim_text = verdict.text
+        self._interim_language = response.language_code
         self._revisions[segment_id] += 1
         result = speech_pb2.StreamingRecognitionResult(
             segment_id=segment_id,
@@ -433,17 +487,65 @@ class RecognitionStream:
             processing_latency=duration(time.monotonic() - audio_at),
         )
         self._out.put_nowait(Response(result=result))
+        if self._options.translate_interim and self._utterance_languages.targets:
+            translating = self._interim_translation
+            if translating is None or translating.done():
+                self._interim_translation = asyncio.create_task(self._translate_interim(result))
+
+    async def _translate_interim(self, result: speech_pb2.StreamingRecognitionResult) -> None:
+        """Translates the latest interim text, one translation in flight per stream (so one
+        per target); a text superseded while it was translated is translated again, and
+        nothing is sent once the segment's final is out."""
+        while True:
+            text, segment_id = self._interim_text, self._interim_segment
+            translations = await self._translator.translate(
+                text,
+                self._utterance_languages.spoken or self._interim_language,
+                self._utterance_languages.targets,
+                multilingual=self._multilingual,
+                whisper=_whisper_translates_finals_only,
+                session_id=self._session_id,
+                segment_id=segment_id,
+            )
+            if segment_id != self._interim_segment or segment_id <= self._last_ended_segment:
+                return
+            if text == self._interim_text:
+                break
+        self._revisions[segment_id] += 1
+        translated = speech_pb2.StreamingRecognitionResult()
+        translated.CopyFrom(result)
+        translated.transcript = text
+        translated.revision = self._revisions[segment_id]
+        translated.translations.extend(translations)
+        self._out.put_nowait(Response(result=translated))
+
+    async def _whisper_to_english(self, utterance: UtteranceEnded, spoken: str) -> str:
+        """Whisper's own speech-to-English translation of the utterance's audio."""
+        request = self._request(
+            utterance.audio,
+            utterance.segment_id,
+            stt_pb2.PRIORITY_FINAL,
+            words=False,
+            prompt="",
+            language_code=spoken,
+            task=stt_pb2.TASK_TRANSLATE,
+        )
+        response = await self._stt.transcribe(request)
+        return screen(response.segments, self._tuning.hallucination).text
 
     def _prompt(self) -> str:
         return self._previous_text[-PROMPT_CHARS:] if self._tuning.condition_on_previous else ""
 
-    def _final_request(self, audio: np.ndarray, segment_id: int) -> stt_pb2.TranscribeRequest:
+    def _final_request(
+        self, audio: np.ndarray, segment_id: int, language_code: str | None = None
+    ) -> stt_pb2.TranscribeRequest:
         return self._request(
             audio,
             segment_id,
             stt_pb2.PRIORITY_FINAL,
             words=self._options.word_time_offsets,
             prompt=self._prompt(),
+            language_code=language_code,
         )
 
     async def _final(self, pending: _PendingFinal) -> None:
@@ -453,13 +555,24 @@ class RecognitionStream:
         try:
             response = speculation.response_for(utterance) if speculation else None
             if response is None:
-                request = self._final_request(utterance.audio, utterance.segment_id)
+                request = self._final_request(
+                    utterance.audio, utterance.segment_id, pending.languages.spoken
+                )
                 response = await self._stt.transcribe(request)
         except GatewayError as error:
             raise type(error)(
                 f"segment {utterance.segment_id} was not transcribed: {error}"
             ) from error
         verdict = screen(response.segments, self._tuning.hallucination)
+        translations = await self._translator.translate(
+            verdict.text,
+            pending.languages.spoken or response.language_code,
+            pending.languages.targets,
+            multilingual=self._multilingual,
+            whisper=lambda: self._whisper_to_english(utterance, response.language_code),
+            session_id=self._session_id,
+            segment_id=utterance.segment_id,
+        )
         if verdict.text:
             self._previous_text = f"{self._previous_text} {verdict.text}".strip()[-PROMPT_CHARS:]
         self._revisions[utterance.segment_id] += 1
@@ -489,6 +602,7 @@ class RecognitionStream:
             processing_latency=duration(latency_s),
             suppression=verdict.suppression,
             endpoint_reason=_END_REASONS[utterance.reason],
+            translations=translations,
         )
         logger.info(
             "final: %.2f s of audio, queue %.3f s, inference %.3f s, latency %.3f s%s",

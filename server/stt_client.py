@@ -1,41 +1,21 @@
 """The gateway's client of the STT service.
 
-One channel for all streams; gRPC balances it over every replica the target resolves to
-(`round_robin`) and retries calls that never reached a model, so replica failover needs
-no code here.
+One channel for all streams, balanced over the replicas (see `server.channels`).
 """
 
-import json
 import logging
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
 
-from dragoman.serving import channel_options
 from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
+from server.channels import open_channel
 from server.errors import InvalidRequestError, from_backend
 
 logger = logging.getLogger(__name__)
 
-_SERVICE_CONFIG = json.dumps(
-    {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "methodConfig": [
-            {
-                "name": [{"service": "dragoman.stt.v1.SttService"}],
-                "waitForReady": True,
-                "retryPolicy": {
-                    "maxAttempts": 3,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "1s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ],
-    }
-)
+SERVICE_NAME = stt_pb2.DESCRIPTOR.services_by_name["SttService"].full_name
 
 
 @dataclass(frozen=True)
@@ -74,14 +54,7 @@ class SttClient:
     def __init__(self, target: str, *, timeout_s: float, max_message_bytes: int) -> None:
         self.target = target
         self._timeout_s = timeout_s
-        self._channel = grpc.aio.insecure_channel(
-            target,
-            options=[
-                *channel_options(max_message_bytes),
-                ("grpc.service_config", _SERVICE_CONFIG),
-                ("grpc.enable_retries", 1),
-            ],
-        )
+        self._channel = open_channel(target, SERVICE_NAME, max_message_bytes=max_message_bytes)
         self._stub = stt_pb2_grpc.SttServiceStub(self._channel)
         self._catalog: ModelCatalog | None = None
 

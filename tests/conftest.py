@@ -19,6 +19,7 @@ from dragoman.embedded import EmbeddedStack
 from dragoman.speech.v1 import speech_pb2_grpc
 from server.settings import GatewaySettings
 from stt.settings import SttSettings
+from translate.settings import TranslateSettings
 
 DATA = Path(__file__).parent / "data" / "speech"
 T = TypeVar("T")
@@ -71,14 +72,25 @@ def loop_thread() -> Iterator[LoopThread]:
     loop.close()
 
 
-@pytest.fixture(scope="session")
-def stack(loop_thread: LoopThread) -> Iterator[RunningStack]:
-    embedded = EmbeddedStack(
+def embedded_stack(model: str, model_cache_dir: Path | None = None) -> EmbeddedStack:
+    """Every service on loopback, on free ports, with Bergamot for translation."""
+    cache = {"model_cache_dir": model_cache_dir} if model_cache_dir else {}
+    return EmbeddedStack(
         GatewaySettings(host="127.0.0.1", port=0, drain_grace_s=1.0),
-        SttSettings(host="127.0.0.1", port=0, model="tiny.en", drain_grace_s=1.0),
+        SttSettings(host="127.0.0.1", port=0, model=model, drain_grace_s=1.0, **cache),
+        TranslateSettings(host="127.0.0.1", port=0, drain_grace_s=1.0),
     )
+
+
+def running(embedded: EmbeddedStack, loop_thread: LoopThread) -> Iterator[RunningStack]:
     address = loop_thread.run(embedded.start(), timeout_s=300)
     channel = grpc.insecure_channel(address)
     yield RunningStack(address, embedded, loop_thread, channel)
     channel.close()
     loop_thread.run(embedded.stop())
+
+
+@pytest.fixture(scope="session")
+def stack(loop_thread: LoopThread) -> Iterator[RunningStack]:
+    """The default stack: tiny.en."""
+    yield from running(embedded_stack("tiny.en"), loop_thread)

@@ -1,5 +1,6 @@
 """Helpers for driving StreamingRecognize from synchronous tests."""
 
+import time
 import wave
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -49,6 +50,14 @@ def stream(
 ) -> list[speech_pb2.StreamingRecognizeResponse]:
     requests: Iterable = [config_request(audio, **streaming), *audio_requests(audio, chunk_ms)]
     return list(stub.StreamingRecognize(iter(requests), timeout=120))
+
+
+def paced(requests: Iterable, pace_s: float) -> Iterator:
+    """Sends each audio chunk `pace_s` after the previous one, like a live source."""
+    for request in requests:
+        if request.HasField("audio_content"):
+            time.sleep(pace_s)
+        yield request
 
 
 def finals(responses: list[speech_pb2.StreamingRecognizeResponse]) -> list:

@@ -1,7 +1,6 @@
 """Streaming recognition through the real gateway and STT service on loopback."""
 
 import io
-import time
 from pathlib import Path
 
 import av
@@ -19,6 +18,7 @@ from tests.streaming import (
     audio_requests,
     config_request,
     finals,
+    paced,
     read_wav,
     samples,
     seconds,
@@ -96,18 +96,11 @@ def test_joined_clips_come_back_as_ordered_finals_at_their_boundaries(stack) -> 
         assert result.endpoint_reason == speech_pb2.ENDPOINT_REASON_SILENCE
 
 
-def _paced(requests, pace_s: float):
-    for request in requests:
-        if request.HasField("audio_content"):
-            time.sleep(pace_s)
-        yield request
-
-
 def test_interim_results_grow_then_final_closes_the_segment(stack) -> None:
     audio = read_wav(DATA / "en" / "jfk.wav")
     requests = [config_request(audio, interim_results=True, enable_speech_events=True)]
     requests += list(audio_requests(audio, chunk_ms=100))
-    responses = list(stack.stub.StreamingRecognize(_paced(requests, 0.05), timeout=120))
+    responses = list(stack.stub.StreamingRecognize(paced(requests, 0.05), timeout=120))
 
     assert responses[0].HasField("session")
     assert responses[0].session.model == "tiny.en"

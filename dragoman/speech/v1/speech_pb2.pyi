@@ -46,20 +46,22 @@ ENDPOINT_REASON_FINALIZE: EndpointReason
 ENDPOINT_REASON_END_OF_STREAM: EndpointReason
 
 class RecognitionConfig(_message.Message):
-    __slots__ = ("encoding", "sample_rate_hertz", "audio_channel_count", "language_code", "model", "enable_word_time_offsets")
+    __slots__ = ("encoding", "sample_rate_hertz", "audio_channel_count", "language_code", "model", "enable_word_time_offsets", "translation_language_codes")
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HERTZ_FIELD_NUMBER: _ClassVar[int]
     AUDIO_CHANNEL_COUNT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     ENABLE_WORD_TIME_OFFSETS_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
     encoding: AudioEncoding
     sample_rate_hertz: int
     audio_channel_count: int
     language_code: str
     model: str
     enable_word_time_offsets: bool
-    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., audio_channel_count: _Optional[int] = ..., language_code: _Optional[str] = ..., model: _Optional[str] = ..., enable_word_time_offsets: _Optional[bool] = ...) -> None: ...
+    translation_language_codes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hertz: _Optional[int] = ..., audio_channel_count: _Optional[int] = ..., language_code: _Optional[str] = ..., model: _Optional[str] = ..., enable_word_time_offsets: _Optional[bool] = ..., translation_language_codes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VoiceActivityConfig(_message.Message):
     __slots__ = ("aggressiveness", "set_aggressiveness", "speech_threshold", "endpoint_silence", "pre_speech", "max_utterance_duration", "min_speech")
@@ -80,27 +82,38 @@ class VoiceActivityConfig(_message.Message):
     def __init__(self, aggressiveness: _Optional[int] = ..., set_aggressiveness: _Optional[bool] = ..., speech_threshold: _Optional[float] = ..., endpoint_silence: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., pre_speech: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_utterance_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_speech: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamingRecognitionConfig(_message.Message):
-    __slots__ = ("config", "interim_results", "single_utterance", "voice_activity", "enable_speech_events")
+    __slots__ = ("config", "interim_results", "single_utterance", "voice_activity", "enable_speech_events", "translate_interim_results")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     SINGLE_UTTERANCE_FIELD_NUMBER: _ClassVar[int]
     VOICE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     ENABLE_SPEECH_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATE_INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     config: RecognitionConfig
     interim_results: bool
     single_utterance: bool
     voice_activity: VoiceActivityConfig
     enable_speech_events: bool
-    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., voice_activity: _Optional[_Union[VoiceActivityConfig, _Mapping]] = ..., enable_speech_events: _Optional[bool] = ...) -> None: ...
+    translate_interim_results: bool
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., voice_activity: _Optional[_Union[VoiceActivityConfig, _Mapping]] = ..., enable_speech_events: _Optional[bool] = ..., translate_interim_results: _Optional[bool] = ...) -> None: ...
 
 class StreamingControl(_message.Message):
-    __slots__ = ("finalize",)
+    __slots__ = ("finalize", "update_languages")
     class Finalize(_message.Message):
         __slots__ = ()
         def __init__(self) -> None: ...
+    class UpdateLanguages(_message.Message):
+        __slots__ = ("language_code", "translation_language_codes")
+        LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+        TRANSLATION_LANGUAGE_CODES_FIELD_NUMBER: _ClassVar[int]
+        language_code: str
+        translation_language_codes: _containers.RepeatedScalarFieldContainer[str]
+        def __init__(self, language_code: _Optional[str] = ..., translation_language_codes: _Optional[_Iterable[str]] = ...) -> None: ...
     FINALIZE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     finalize: StreamingControl.Finalize
-    def __init__(self, finalize: _Optional[_Union[StreamingControl.Finalize, _Mapping]] = ...) -> None: ...
+    update_languages: StreamingControl.UpdateLanguages
+    def __init__(self, finalize: _Optional[_Union[StreamingControl.Finalize, _Mapping]] = ..., update_languages: _Optional[_Union[StreamingControl.UpdateLanguages, _Mapping]] = ...) -> None: ...
 
 class StreamingRecognizeRequest(_message.Message):
     __slots__ = ("streaming_config", "audio_content", "control")
@@ -124,6 +137,20 @@ class WordInfo(_message.Message):
     confidence: float
     def __init__(self, word: _Optional[str] = ..., start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., confidence: _Optional[float] = ...) -> None: ...
 
+class Translation(_message.Message):
+    __slots__ = ("language_code", "text", "backend", "latency", "error")
+    LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    language_code: str
+    text: str
+    backend: str
+    latency: _duration_pb2.Duration
+    error: str
+    def __init__(self, language_code: _Optional[str] = ..., text: _Optional[str] = ..., backend: _Optional[str] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
 class Suppression(_message.Message):
     __slots__ = ("reason", "detail", "suppressed_transcript")
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -135,7 +162,7 @@ class Suppression(_message.Message):
     def __init__(self, reason: _Optional[_Union[SuppressionReason, str]] = ..., detail: _Optional[str] = ..., suppressed_transcript: _Optional[str] = ...) -> None: ...
 
 class StreamingRecognitionResult(_message.Message):
-    __slots__ = ("segment_id", "revision", "is_final", "stability", "transcript", "confidence", "words", "start_offset", "end_offset", "language_code", "language_probability", "processing_latency", "suppression", "endpoint_reason")
+    __slots__ = ("segment_id", "revision", "is_final", "stability", "transcript", "confidence", "words", "start_offset", "end_offset", "language_code", "language_probability", "processing_latency", "suppression", "endpoint_reason", "translations")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     IS_FINAL_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +177,7 @@ class StreamingRecognitionResult(_message.Message):
     PROCESSING_LATENCY_FIELD_NUMBER: _ClassVar[int]
     SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_REASON_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     revision: int
     is_final: bool
@@ -164,7 +192,8 @@ class StreamingRecognitionResult(_message.Message):
     processing_latency: _duration_pb2.Duration
     suppression: Suppression
     endpoint_reason: EndpointReason
-    def __init__(self, segment_id: _Optional[int] = ..., revision: _Optional[int] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., transcript: _Optional[str] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., language_code: _Optional[str] = ..., language_probability: _Optional[float] = ..., processing_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., suppression: _Optional[_Union[Suppression, _Mapping]] = ..., endpoint_reason: _Optional[_Union[EndpointReason, str]] = ...) -> None: ...
+    translations: _containers.RepeatedCompositeFieldContainer[Translation]
+    def __init__(self, segment_id: _Optional[int] = ..., revision: _Optional[int] = ..., is_final: _Optional[bool] = ..., stability: _Optional[float] = ..., transcript: _Optional[str] = ..., confidence: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., start_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., end_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., language_code: _Optional[str] = ..., language_probability: _Optional[float] = ..., processing_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., suppression: _Optional[_Union[Suppression, _Mapping]] = ..., endpoint_reason: _Optional[_Union[EndpointReason, str]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ...) -> None: ...
 
 class SpeechEvent(_message.Message):
     __slots__ = ("type", "offset", "segment_id")

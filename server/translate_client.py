@@ -1,0 +1,49 @@
+"""The gateway's client of the translation service."""
+
+import grpc
+
+from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
+from server.channels import open_channel
+from server.errors import from_backend
+
+SERVICE_NAME = translate_pb2.DESCRIPTOR.services_by_name["TranslateService"].full_name
+
+Pair = tuple[str, str]
+
+
+class TranslateClient:
+    """Calls the translation service; remembers which pairs it serves, by which backend."""
+
+    def __init__(self, target: str, *, timeout_s: float, max_message_bytes: int) -> None:
+        self.target = target
+        self._timeout_s = timeout_s
+        self._channel = open_channel(target, SERVICE_NAME, max_message_bytes=max_message_bytes)
+        self._stub = translate_pb2_grpc.TranslateServiceStub(self._channel)
+        self._pairs: dict[Pair, str] | None = None
+
+    async def pairs(self) -> dict[Pair, str]:
+        """(source, target) -> the first backend serving it; asked once."""
+        if self._pairs is None:
+            try:
+                response = await self._stub.ListLanguagePairs(
+                    translate_pb2.ListLanguagePairsRequest(), timeout=self._timeout_s
+                )
+            except grpc.aio.AioRpcError as error:
+                raise from_backend(error, "translation") from error
+            pairs: dict[Pair, str] = {}
+            for pair in response.pairs:
+                key = (pair.source_language_code, pair.target_language_code)
+                pairs.setdefault(key, pair.backend)
+            self._pairs = pairs
+        return self._pairs
+
+    async def translate(
+        self, request: translate_pb2.TranslateRequest
+    ) -> translate_pb2.TranslateResponse:
+        try:
+            return await self._stub.Translate(request, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_backend(error, "translation") from error
+
+    async def close(self) -> None:
+        await self._channel.close()

@@ -1,0 +1,221 @@
+"""The gRPC face of the translation service: checks requests, batches them, maps errors.
+
+Everything the servicer can refuse is refused before the request waits in the queue, so
+an overloaded replica never spends queue slots on requests that would fail anyway.
+"""
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import grpc
+
+from dragoman.logs import segment_id_var, session_id_var
+from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
+from translate import languages
+from translate.backends.base import BackendError
+from translate.batcher import Batcher, BatcherClosedError, QueueFullError
+from translate.languages import UnknownLanguageError
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = translate_pb2.DESCRIPTOR.services_by_name["TranslateService"].full_name
+
+#: A backend with more pairs than this is described by its languages in error messages.
+MAX_LISTED_PAIRS = 12
+
+Pair = tuple[str, str]
+
+
+class InvalidRequestError(ValueError):
+    """The request itself is wrong (texts, language codes, backend name)."""
+
+
+class BackendUnavailableError(Exception):
+    """The backend is configured here but still loading, or failed to load."""
+
+
+#: The one mapping of domain errors to status codes; anything else is a bug (UNKNOWN).
+STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
+    (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (BackendUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (BatcherClosedError, grpc.StatusCode.UNAVAILABLE),
+    (BackendError, grpc.StatusCode.INTERNAL),
+)
+_DOMAIN_ERRORS = tuple(error_type for error_type, _ in STATUS_CODES)
+
+
+def status_code_for(error: Exception) -> grpc.StatusCode:
+    return next(code for error_type, code in STATUS_CODES if isinstance(error, error_type))
+
+
+def format_pair(pair: Pair) -> str:
+    return f"{pair[0]}→{pair[1]}"
+
+
+def describe_pairs(pairs_by_backend: Mapping[str, Sequence[Pair]]) -> str:
+    """Served pairs for an error message: listed one by one where few, else by language."""
+    parts: list[str] = []
+    for backend, pairs in pairs_by_backend.items():
+        if len(pairs) <= MAX_LISTED_PAIRS:
+            parts.extend(f"{format_pair(pair)} ({backend})" for pair in pairs)
+        else:
+            sources = ", ".join(sorted({source for source, _ in pairs}))
+            targets = ", ".join(sorted({target for _, target in pairs}))
+            parts.append(f"{len(pairs)} pairs from {sources} to {targets} ({backend})")
+    return ", ".join(parts) or "none yet"
+
+
+class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
+    def __init__(
+        self,
+        batcher: Batcher,
+        *,
+        backend_names: list[str],
+        max_texts: int,
+        max_text_chars: int,
+    ) -> None:
+        self._batcher = batcher
+        self._backend_names = backend_names
+        self._max_texts = max_texts
+        self._max_text_chars = max_text_chars
+        self._load_failures: dict[str, str] = {}
+        self._pairs: dict[str, list[Pair]] = {}
+
+    def mark_failed(self, backend: str, reason: str) -> None:
+        """Records why a configured backend did not load, for the UNAVAILABLE message."""
+        self._load_failures[backend] = reason
+
+    async def Translate(
+        self, request: translate_pb2.TranslateRequest, context: grpc.aio.ServicerContext
+    ) -> translate_pb2.TranslateResponse:
+        session_token = session_id_var.set(request.session_id)
+        segment_token = segment_id_var.set(request.segment_id)
+        try:
+            return await self._translate(request)
+        except _DOMAIN_ERRORS as error:
+            logger.info("refused: %s", error)
+            await context.abort(status_code_for(error), str(error))
+        finally:
+            session_id_var.reset(session_token)
+            segment_id_var.reset(segment_token)
+
+    async def ListLanguagePairs(
+        self, request: translate_pb2.ListLanguagePairsRequest, context: grpc.aio.ServicerContext
+    ) -> translate_pb2.ListLanguagePairsResponse:
+        return translate_pb2.ListLanguagePairsResponse(
+            pairs=[
+                translate_pb2.LanguagePair(
+                    source_language_code=source, target_language_code=target, backend=backend
+                )
+                for backend, pairs in self._served_pairs().items()
+                for source, target in pairs
+            ]
+        )
+
+    async def _translate(
+        self, request: translate_pb2.TranslateRequest
+    ) -> translate_pb2.TranslateResponse:
+        texts = self._checked_texts(request.texts)
+        source = _language(request.source_language_code, "source_language_code")
+        target = _language(request.target_language_code, "target_language_code")
+        if source == target:
+            raise InvalidRequestError(
+                f"source and target language are both {source!r}; nothing to translate"
+            )
+        backend = self._backend_for(request.backend.strip(), (source, target))
+        translated = await self._batcher.submit(backend, texts, source, target)
+        logger.info(
+            "translated backend=%s pair=%s texts=%d chars=%d queue_s=%.3f inference_s=%.3f "
+            "batch_size=%d",
+            backend,
+            format_pair((source, target)),
+            len(texts),
+            sum(len(text) for text in texts),
+            translated.queue_s,
+            translated.inference_s,
+            translated.batch_size,
+        )
+        return translate_pb2.TranslateResponse(
+            translations=translated.translations,
+            backend=translated.backend,
+            queue_seconds=translated.queue_s,
+            inference_seconds=translated.inference_s,
+            batch_size=translated.batch_size,
+        )
+
+    def _checked_texts(self, texts: Sequence[str]) -> list[str]:
+        if not texts:
+            raise InvalidRequestError("texts is empty; send at least one text to translate")
+        if len(texts) > self._max_texts:
+            raise InvalidRequestError(
+                f"{len(texts)} texts in one request; at most {self._max_texts}, split the batch"
+            )
+        for index, text in enumerate(texts):
+            if not text.strip():
+                raise InvalidRequestError(f"texts[{index}] is empty; send only texts with words")
+            if len(text) > self._max_text_chars:
+                raise InvalidRequestError(
+                    f"texts[{index}] has {len(text)} characters; at most "
+                    f"{self._max_text_chars}, split it into sentences"
+                )
+        return list(texts)
+
+    def _backend_for(self, requested: str, pair: Pair) -> str:
+        """The backend to run the pair: the one requested, else the first that serves it."""
+        served = self._served_pairs()
+        if requested:
+            self._check_loaded(requested)
+            if pair not in served[requested]:
+                raise InvalidRequestError(
+                    f"backend {requested} does not translate {format_pair(pair)}; served "
+                    f"pairs: {describe_pairs(served)}"
+                )
+            return requested
+        for name, pairs in served.items():
+            if pair in pairs:
+                return name
+        not_serving = [name for name in self._backend_names if name not in served]
+        if not_serving:
+            still_loading = any(name not in self._load_failures for name in not_serving)
+            raise BackendUnavailableError(
+                f"no backend serving now translates {format_pair(pair)}; not serving: "
+                + ", ".join(
+                    f"{name} (failed to load)"
+                    if name in self._load_failures
+                    else f"{name} (loading)"
+                    for name in not_serving
+                )
+                + ("; retry shortly" if still_loading else "")
+            )
+        raise InvalidRequestError(
+            f"no backend translates {format_pair(pair)}; served pairs: {describe_pairs(served)}"
+        )
+
+    def _check_loaded(self, name: str) -> None:
+        if name not in self._backend_names:
+            raise InvalidRequestError(
+                f"unknown backend {name!r}; this replica serves: {', '.join(self._backend_names)}"
+                ", or empty for the first that translates the pair"
+            )
+        if name in self._load_failures:
+            raise BackendUnavailableError(
+                f"backend {name} failed to load on this replica: {self._load_failures[name]}"
+            )
+        if name not in self._batcher.backends:
+            raise BackendUnavailableError(f"backend {name} is still loading; retry shortly")
+
+    def _served_pairs(self) -> dict[str, list[Pair]]:
+        """Pairs of the loaded backends, in the configured order of the backends; a backend's
+        pairs are fixed once it is loaded, so they are read once."""
+        loaded = self._batcher.backends
+        for name in loaded.keys() - self._pairs.keys():
+            self._pairs[name] = loaded[name].pairs()
+        return {name: self._pairs[name] for name in self._backend_names if name in self._pairs}
+
+
+def _language(code: str, field: str) -> str:
+    try:
+        return languages.language(code).code
+    except UnknownLanguageError as error:
+        raise InvalidRequestError(f"{field}: {error}") from None
