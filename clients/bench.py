@@ -5,7 +5,9 @@ transcript, followed by two seconds of silence as a live microphone would send, 
 real-time pace. It prints time to the first interim result after speech starts, final
 latency after the end of speech (the configured endpoint silence excluded), CPU seconds
 per audio second, the real-time factor of a run at full speed, the streaming WER, and the
-WER of offline faster-whisper with the same model on the same clips.
+WER of offline faster-whisper with the same model on the same clips. With `--translate`,
+finals carry translations, so the final latency runs to the translated final, and the
+translation latency of each backend is printed too.
 """
 
 import asyncio
@@ -43,6 +45,8 @@ class Figures:
     first_interim_s: list[float] = field(default_factory=list)
     final_latency_s: list[float] = field(default_factory=list)
     hypotheses: list[str] = field(default_factory=list)
+    translation_s: dict[str, list[float]] = field(default_factory=dict)
+    """Translation latency of each final, by backend."""
 
 
 def load_clips(manifest: str | None, language: str = "en") -> list[Clip]:
@@ -65,17 +69,30 @@ def _seconds(value) -> float:
     return value.seconds + value.nanos / 1e9
 
 
+@dataclass(frozen=True)
+class Languages:
+    spoken: str
+    targets: list[str]
+
+
 async def _stream_clip(
     stub: speech_pb2_grpc.SpeechServiceStub,
     clip: Clip,
     model: str,
     endpoint_silence_s: float,
+    languages: Languages,
     *,
     realtime: bool,
     figures: Figures,
 ) -> None:
     log = SendLog()
-    config = streaming_config(clip.audio, language_code="en", model=model, interim_results=realtime)
+    config = streaming_config(
+        clip.audio,
+        language_code=languages.spoken,
+        model=model,
+        interim_results=realtime,
+        translation_targets=languages.targets,
+    )
     speech_start_s: float | None = None
     first_interim_seen = False
     finals: list[str] = []
@@ -93,6 +110,10 @@ async def _stream_clip(
                 if result.endpoint_reason == speech_pb2.ENDPOINT_REASON_SILENCE:
                     spoken = log.sent_time_of(_seconds(result.end_offset))
                     figures.final_latency_s.append(arrived - spoken - endpoint_silence_s)
+                for translation in result.translations:
+                    figures.translation_s.setdefault(translation.backend, []).append(
+                        _seconds(translation.latency)
+                    )
             elif result.transcript and not first_interim_seen and speech_start_s is not None:
                 first_interim_seen = True
                 figures.first_interim_s.append(arrived - log.sent_time_of(speech_start_s))
@@ -103,19 +124,19 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def offline_wer(model_name: str, settings: SttSettings, clips: list[Clip]) -> float:
+def offline_wer(model_name: str, settings: SttSettings, clips: list[Clip], language: str) -> float:
     """WER of faster-whisper on each whole clip: the reference the stream is judged by."""
     prepared = prepare(model_name, Path(settings.model_cache_dir))
     model = WhisperModel(str(prepared.directory), device="cpu", compute_type="int8")
     hypotheses = []
     for clip in clips:
-        segments, _ = model.transcribe(str(clip.path), language="en", beam_size=5)
+        segments, _ = model.transcribe(str(clip.path), language=language, beam_size=5)
         hypotheses.append(" ".join(s.text.strip() for s in segments))
     return word_error_rate([c.text for c in clips], hypotheses)
 
 
 async def bench_model(
-    model: str, stack: EmbeddedStack, clips: list[Clip], streams: int
+    model: str, stack: EmbeddedStack, clips: list[Clip], streams: int, languages: Languages
 ) -> dict[str, float]:
     gateway = stack.gateway_settings
     address = await stack.start()
@@ -134,6 +155,7 @@ async def bench_model(
                         clip,
                         model,
                         gateway.endpoint_silence_s,
+                        languages,
                         realtime=realtime,
                         figures=figures,
                     )
@@ -149,7 +171,7 @@ async def bench_model(
     cpu_s = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     references = [c.text for c in clips]
     streaming = word_error_rate(references, live.hypotheses)
-    offline = offline_wer(model, stack.stt_settings, clips)
+    offline = offline_wer(model, stack.stt_settings, clips, languages.spoken)
     return {
         "clips": len(clips),
         "audio_s": audio_s,
@@ -165,15 +187,24 @@ async def bench_model(
         "wer_streaming_full_speed": word_error_rate(references, fast.hypotheses),
         "wer_offline": offline,
         "wer_ratio": streaming / offline if offline else float("nan"),
+    } | {
+        f"translation_{backend}_{name}_s": _percentile(values, q)
+        for backend, values in sorted(live.translation_s.items())
+        for name, q in (("p50", 50), ("p95", 95))
     }
 
 
 async def run_benchmark(
-    stack: EmbeddedStack, *, models: list[str], manifest: str | None, streams: int
+    stack: EmbeddedStack,
+    *,
+    models: list[str],
+    manifest: str | None,
+    streams: int,
+    languages: Languages,
 ) -> int:
-    clips = load_clips(manifest)
+    clips = load_clips(manifest, languages.spoken)
     for model in models:
-        figures = await bench_model(model, stack.with_stt_model(model), clips, streams)
+        figures = await bench_model(model, stack.with_stt_model(model), clips, streams, languages)
         silence_s = stack.gateway_settings.endpoint_silence_s
         print(f"model {model} (endpoint silence {silence_s} s excluded)")
         width = max(len(k) for k in figures)

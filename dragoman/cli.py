@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--manifest", default=None, help="clip manifest (default: the test clips)")
     bench.add_argument("--streams", type=int, default=1, help="concurrent streams")
+    bench.add_argument(
+        "--language", default="en", help="clips of this language (default: %(default)s)"
+    )
+    bench.add_argument(
+        "--translate", default="", help="comma-separated targets to translate finals into"
+    )
     _embedded_arguments(bench)
 
     config = commands.add_parser("config", help="print the effective settings")
@@ -121,10 +127,9 @@ def _print_settings(classes: list[type[BaseSettings]], markdown: bool) -> None:
 
 async def _serve_one(args: argparse.Namespace) -> int:
     """`dragoman gateway | stt | translator`: one service, its own settings."""
-    from translate.app import serve as serve_translator
-
     from server.app import serve as serve_gateway
     from stt.app import serve as serve_stt
+    from translate.app import serve as serve_translator
 
     serve = {"gateway": serve_gateway, "stt": serve_stt, "translator": serve_translator}
     settings = from_arguments(SERVICES[args.command], args)
@@ -178,7 +183,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             translation_targets=_targets(args.translate),
         )
     if args.command == "bench":
-        from clients.bench import run_benchmark
+        from clients.bench import Languages, run_benchmark
 
         logs.configure("WARNING")
         return await run_benchmark(
@@ -186,6 +191,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             models=args.models.split(","),
             manifest=args.manifest,
             streams=args.streams,
+            languages=Languages(args.language, _targets(args.translate)),
         )
     raise AssertionError(args.command)
 

