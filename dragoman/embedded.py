@@ -7,13 +7,12 @@ services through channels, so nothing behaves differently when they are split ap
 import logging
 from collections.abc import Awaitable, Callable
 
-from translate.app import TranslateApp
-
 from dragoman.serving import run_until_signal
 from server.app import GatewayApp
 from server.settings import GatewaySettings
 from stt.app import SttApp
 from stt.settings import SttSettings
+from translate.app import TranslateApp
 from translate.settings import TranslateSettings
 
 logger = logging.getLogger(__name__)
