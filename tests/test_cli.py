@@ -100,3 +100,22 @@ def test_grpcurl_recognizes_a_wav_file_as_the_readme_shows(stack, grpcurl) -> No
     )
     results = json.loads(result.stdout)["results"]
     assert "ask not what your country" in normalize(" ".join(r["transcript"] for r in results))
+
+
+def test_transcribe_shows_translations_under_each_final(stack) -> None:
+    result = dragoman(
+        "transcribe",
+        "--fast",
+        "--language",
+        "en",
+        "--translate",
+        "pt",
+        "--target",
+        stack.address,
+        str(DATA / "en" / "librivox-0930.wav"),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    final_at = next(i for i, line in enumerate(lines) if "amiable" in line)
+    assert lines[final_at + 1].strip().startswith("pt: ")
+    assert len(lines[final_at + 1].strip()) > len("pt: ")
