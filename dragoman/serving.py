@@ -8,7 +8,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -109,3 +109,84 @@ async def run_until_signal(
         for sig in signals:
             loop.remove_signal_handler(sig)
         await stop()
+
+
+class ReplicaSettings(Protocol):
+    host: str
+    port: int
+    max_message_bytes: int
+    drain_grace_s: float
+
+
+class Replica:
+    """A model-serving replica: bound first, models loaded in the background, drained last.
+
+    The port is bound before the models load, so that probes see a live NOT_SERVING replica
+    instead of a refused connection while weights are verified and loaded (seconds on CPU).
+    Subclasses say what they serve (`_register`), how they load (`_load`, which sets
+    `ready` and turns health SERVING) and what they free (`_close`).
+    """
+
+    service_name: str
+    description: str
+
+    def __init__(self, settings: ReplicaSettings) -> None:
+        self.settings = settings
+        self._host: ServiceHost | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+
+    @property
+    def address(self) -> str:
+        """Where the replica listens, once started."""
+        port = self._host.port if self._host is not None else self.settings.port
+        return f"{self.settings.host}:{port}"
+
+    async def start(self) -> int:
+        """Binds (port 0 picks a free one), starts loading and returns the port.
+
+        The gRPC server is built here because it belongs to the running event loop.
+        """
+        self._check()
+        self._host = ServiceHost(
+            [self.service_name], max_message_bytes=self.settings.max_message_bytes
+        )
+        self._register(self._host.server)
+        port = await self._host.start(self.settings.host, self.settings.port)
+        logger.info("%s listening on %s", self.description, self.address)
+        self._ready = asyncio.get_running_loop().create_future()
+        self._loading = asyncio.create_task(self._load(self._host, self._ready))
+        return port
+
+    async def wait_ready(self) -> None:
+        """Returns once the replica serves; raises the load error otherwise."""
+        if self._ready is None:
+            raise RuntimeError(f"{type(self).__name__}.start() was not called")
+        await asyncio.shield(self._ready)
+
+    async def stop(self) -> None:
+        """Drains calls in flight within the grace period, then frees the model threads."""
+        if self._host is not None:
+            await self._host.stop(self.settings.drain_grace_s)
+        if self._loading is not None:
+            self._loading.cancel()
+        await self._close()
+        logger.info("%s stopped", self.description)
+
+    def _check(self) -> None:
+        """Fails fast, before binding, on settings that cannot work."""
+
+    def _register(self, server: grpc.aio.Server) -> None:
+        raise NotImplementedError
+
+    async def _load(self, host: ServiceHost, ready: asyncio.Future[None]) -> None:
+        raise NotImplementedError
+
+    async def _close(self) -> None:
+        raise NotImplementedError
+
+
+async def serve_replica(replica: Replica) -> None:
+    """Runs a replica until SIGINT or SIGTERM, then drains it."""
+    await replica.start()
+    await run_until_signal(replica.stop)

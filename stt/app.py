@@ -1,13 +1,11 @@
-"""One STT replica: the gRPC server, its models and its scheduler, started and stopped together.
-
-The port is bound before the models load, so that probes see a live NOT_SERVING replica
-instead of a refused connection while weights are checked and loaded (seconds on CPU).
-"""
+"""One STT replica: the gRPC server, its models and its scheduler, started and stopped together."""
 
 import asyncio
 import logging
 
-from dragoman.serving import ServiceHost, run_until_signal
+import grpc
+
+from dragoman.serving import Replica, ServiceHost, serve_replica
 from dragoman.stt.v1 import stt_pb2_grpc
 from stt import models
 from stt.engine import WhisperEngine
@@ -19,9 +17,13 @@ from stt.settings import SttSettings
 logger = logging.getLogger(__name__)
 
 
-class SttApp:
+class SttApp(Replica):
+    service_name = SERVICE_NAME
+    description = "STT service"
+
     def __init__(self, settings: SttSettings) -> None:
-        self.settings = settings
+        super().__init__(settings)
+        self.settings: SttSettings = settings
         self.scheduler = Scheduler(max_queue=settings.max_queue)
         self.servicer = SttServicer(
             self.scheduler,
@@ -30,50 +32,19 @@ class SttApp:
             final_beam_size=settings.final_beam_size,
             interim_beam_size=settings.interim_beam_size,
         )
-        self._host: ServiceHost | None = None
-        self._loading: asyncio.Task[None] | None = None
-        self._ready: asyncio.Future[None] | None = None
 
-    @property
-    def address(self) -> str:
-        """Where the replica listens, once started."""
-        port = self._host.port if self._host is not None else self.settings.port
-        return f"{self.settings.host}:{port}"
-
-    async def start(self) -> int:
-        """Binds (port 0 picks a free one), starts loading the models and returns the port.
-
-        Model names are checked first, so a typo fails here rather than in the background.
-        The gRPC server is built here because it belongs to the running event loop.
-        """
+    def _check(self) -> None:
+        """Model names are checked first, so a typo fails here, not in the background."""
         for name in self.settings.model_names:
             models.resolve(name)
-        self._host = ServiceHost([SERVICE_NAME], max_message_bytes=self.settings.max_message_bytes)
-        stt_pb2_grpc.add_SttServiceServicer_to_server(self.servicer, self._host.server)
-        port = await self._host.start(self.settings.host, self.settings.port)
-        logger.info("STT service listening on %s", self.address)
-        self._ready = asyncio.get_running_loop().create_future()
-        self._loading = asyncio.create_task(
-            self._load_models(self._host, self._ready), name="stt-load"
-        )
-        return port
 
-    async def wait_ready(self) -> None:
-        """Returns once the default model serves; raises the error if it failed to load."""
-        if self._ready is None:
-            raise RuntimeError("SttApp.start() was not called")
-        await asyncio.shield(self._ready)
+    def _register(self, server: grpc.aio.Server) -> None:
+        stt_pb2_grpc.add_SttServiceServicer_to_server(self.servicer, server)
 
-    async def stop(self) -> None:
-        """Drains calls in flight within the grace period, then frees the model threads."""
-        if self._host is not None:
-            await self._host.stop(self.settings.drain_grace_s)
-        if self._loading is not None:
-            self._loading.cancel()
+    async def _close(self) -> None:
         await self.scheduler.close()
-        logger.info("STT service stopped")
 
-    async def _load_models(self, host: ServiceHost, ready: asyncio.Future[None]) -> None:
+    async def _load(self, host: ServiceHost, ready: asyncio.Future[None]) -> None:
         """Loads the default model, turns health SERVING, then loads the preloaded ones."""
         for name in self.settings.model_names:
             is_default = name == self.settings.model
@@ -103,6 +74,4 @@ class SttApp:
 
 async def serve(settings: SttSettings) -> None:
     """Runs one replica until SIGINT or SIGTERM, then drains it."""
-    app = SttApp(settings)
-    await app.start()
-    await run_until_signal(app.stop)
+    await serve_replica(SttApp(settings))
