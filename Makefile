@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/dragoman demo
+	$(BIN)/dragoman demo --translate pt
 
 serve: setup
 	$(BIN)/dragoman serve
