@@ -177,6 +177,7 @@ class RecognitionStream:
         self._interim_task: asyncio.Task[None] | None = None
         self._interim_translation: asyncio.Task[None] | None = None
         self._interim_language = ""
+        self._interim_result = speech_pb2.StreamingRecognitionResult()
         self._speech_start_s = 0.0
         self._last_ended_segment = 0
         self._speech_end: SpeechEnded | None = None
@@ -256,11 +257,7 @@ class RecognitionStream:
             spoken, targets = parse_languages(
                 update.language_code, update.translation_language_codes
             )
-            if self._model.english_only and spoken not in ("", "en"):
-                raise InvalidRequestError(
-                    f"model {self._model.name!r} is English-only and cannot recognize "
-                    f"language_code {spoken!r}"
-                )
+            await self._stt.resolve(self._model.name, spoken)
             await self._translator.check(spoken, targets, multilingual=self._multilingual)
             self._languages = Languages(spoken, targets)
             if self._segmenter.state is SpeechState.INACTIVE:
@@ -486,13 +483,14 @@ class RecognitionStream:
             language_probability=response.language_probability,
             processing_latency=duration(time.monotonic() - audio_at),
         )
+        self._interim_result = result
         self._out.put_nowait(Response(result=result))
         if self._options.translate_interim and self._utterance_languages.targets:
             translating = self._interim_translation
             if translating is None or translating.done():
-                self._interim_translation = asyncio.create_task(self._translate_interim(result))
+                self._interim_translation = asyncio.create_task(self._translate_interim())
 
-    async def _translate_interim(self, result: speech_pb2.StreamingRecognitionResult) -> None:
+    async def _translate_interim(self) -> None:
         """Translates the latest interim text, one translation in flight per stream (so one
         per target); a text superseded while it was translated is translated again, and
         nothing is sent once the segment's final is out."""
@@ -513,8 +511,7 @@ class RecognitionStream:
                 break
         self._revisions[segment_id] += 1
         translated = speech_pb2.StreamingRecognitionResult()
-        translated.CopyFrom(result)
-        translated.transcript = text
+        translated.CopyFrom(self._interim_result)
         translated.revision = self._revisions[segment_id]
         translated.translations.extend(translations)
         self._out.put_nowait(Response(result=translated))
