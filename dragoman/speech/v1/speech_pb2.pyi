@@ -82,20 +82,22 @@ class VoiceActivityConfig(_message.Message):
     def __init__(self, aggressiveness: _Optional[int] = ..., set_aggressiveness: _Optional[bool] = ..., speech_threshold: _Optional[float] = ..., endpoint_silence: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., pre_speech: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_utterance_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_speech: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamingRecognitionConfig(_message.Message):
-    __slots__ = ("config", "interim_results", "single_utterance", "voice_activity", "enable_speech_events", "translate_interim_results")
+    __slots__ = ("config", "interim_results", "single_utterance", "voice_activity", "enable_speech_events", "translate_interim_results", "caption_room")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     SINGLE_UTTERANCE_FIELD_NUMBER: _ClassVar[int]
     VOICE_ACTIVITY_FIELD_NUMBER: _ClassVar[int]
     ENABLE_SPEECH_EVENTS_FIELD_NUMBER: _ClassVar[int]
     TRANSLATE_INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    CAPTION_ROOM_FIELD_NUMBER: _ClassVar[int]
     config: RecognitionConfig
     interim_results: bool
     single_utterance: bool
     voice_activity: VoiceActivityConfig
     enable_speech_events: bool
     translate_interim_results: bool
-    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., voice_activity: _Optional[_Union[VoiceActivityConfig, _Mapping]] = ..., enable_speech_events: _Optional[bool] = ..., translate_interim_results: _Optional[bool] = ...) -> None: ...
+    caption_room: str
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., voice_activity: _Optional[_Union[VoiceActivityConfig, _Mapping]] = ..., enable_speech_events: _Optional[bool] = ..., translate_interim_results: _Optional[bool] = ..., caption_room: _Optional[str] = ...) -> None: ...
 
 class StreamingControl(_message.Message):
     __slots__ = ("finalize", "update_languages")
@@ -252,3 +254,21 @@ class RecognizeResponse(_message.Message):
     session_id: str
     total_billed_duration: _duration_pb2.Duration
     def __init__(self, results: _Optional[_Iterable[_Union[StreamingRecognitionResult, _Mapping]]] = ..., session_id: _Optional[str] = ..., total_billed_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class StreamCaptionsRequest(_message.Message):
+    __slots__ = ("room", "interim_results")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    interim_results: bool
+    def __init__(self, room: _Optional[str] = ..., interim_results: _Optional[bool] = ...) -> None: ...
+
+class StreamCaptionsResponse(_message.Message):
+    __slots__ = ("session_id", "result", "replayed")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    result: StreamingRecognitionResult
+    replayed: bool
+    def __init__(self, session_id: _Optional[str] = ..., result: _Optional[_Union[StreamingRecognitionResult, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...

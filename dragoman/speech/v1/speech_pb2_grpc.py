@@ -52,6 +52,11 @@ class SpeechServiceStub:
                 request_serializer=dragoman_dot_speech_dot_v1_dot_speech__pb2.RecognizeRequest.SerializeToString,
                 response_deserializer=dragoman_dot_speech_dot_v1_dot_speech__pb2.RecognizeResponse.FromString,
                 _registered_method=True)
+        self.StreamCaptions = channel.unary_stream(
+                '/dragoman.speech.v1.SpeechService/StreamCaptions',
+                request_serializer=dragoman_dot_speech_dot_v1_dot_speech__pb2.StreamCaptionsRequest.SerializeToString,
+                response_deserializer=dragoman_dot_speech_dot_v1_dot_speech__pb2.StreamCaptionsResponse.FromString,
+                _registered_method=True)
 
 
 class SpeechServiceServicer:
@@ -86,6 +91,19 @@ class SpeechServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StreamCaptions(self, request, context):
+        """Follows the captions of a room: every result of every stream that names
+        the room in `StreamingRecognitionConfig.caption_room`, as it is produced,
+        translations included. Server streaming, so browsers can call it through
+        gRPC-Web. A listener that joins late first receives the room's recent
+        final results. The stream stays open until the client cancels it; a
+        listener too slow to keep up gets RESOURCE_EXHAUSTED. Rooms live in one
+        gateway: speakers and listeners of a room must reach the same gateway.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SpeechServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +116,11 @@ def add_SpeechServiceServicer_to_server(servicer, server):
                     servicer.Recognize,
                     request_deserializer=dragoman_dot_speech_dot_v1_dot_speech__pb2.RecognizeRequest.FromString,
                     response_serializer=dragoman_dot_speech_dot_v1_dot_speech__pb2.RecognizeResponse.SerializeToString,
+            ),
+            'StreamCaptions': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamCaptions,
+                    request_deserializer=dragoman_dot_speech_dot_v1_dot_speech__pb2.StreamCaptionsRequest.FromString,
+                    response_serializer=dragoman_dot_speech_dot_v1_dot_speech__pb2.StreamCaptionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -162,6 +185,33 @@ class SpeechService:
             '/dragoman.speech.v1.SpeechService/Recognize',
             dragoman_dot_speech_dot_v1_dot_speech__pb2.RecognizeRequest.SerializeToString,
             dragoman_dot_speech_dot_v1_dot_speech__pb2.RecognizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamCaptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dragoman.speech.v1.SpeechService/StreamCaptions',
+            dragoman_dot_speech_dot_v1_dot_speech__pb2.StreamCaptionsRequest.SerializeToString,
+            dragoman_dot_speech_dot_v1_dot_speech__pb2.StreamCaptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
