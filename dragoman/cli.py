@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from dragoman import embedded, logs
+from dragoman.edge import EdgeSettings
 from dragoman.settings import SettingsError, add_arguments, describe, from_arguments
 from server.settings import GatewaySettings
 from stt.settings import SttSettings
@@ -17,13 +18,17 @@ from translate.settings import TranslateSettings
 SAMPLE = Path(__file__).resolve().parent.parent / "clients" / "samples" / "jfk.wav"
 STT_PREFIX = "stt_"
 TRANSLATE_PREFIX = "translate_"
+EDGE_PREFIX = "edge_"
 SERVICES = {"gateway": GatewaySettings, "stt": SttSettings, "translator": TranslateSettings}
+CONFIGURED = {**SERVICES, "edge": EdgeSettings}
 
 
-def _embedded_arguments(parser: argparse.ArgumentParser) -> None:
+def _embedded_arguments(parser: argparse.ArgumentParser, *, edge: bool = True) -> None:
     add_arguments(parser, GatewaySettings)
     add_arguments(parser, SttSettings, prefix=STT_PREFIX)
     add_arguments(parser, TranslateSettings, prefix=TRANSLATE_PREFIX)
+    if edge:
+        add_arguments(parser, EdgeSettings, prefix=EDGE_PREFIX)
 
 
 def _client_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,10 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--translate", default="", help="comma-separated targets to translate finals into"
     )
-    _embedded_arguments(bench)
+    _embedded_arguments(bench, edge=False)
 
     config = commands.add_parser("config", help="print the effective settings")
-    config.add_argument("service", choices=list(SERVICES), nargs="?")
+    config.add_argument("service", choices=list(CONFIGURED), nargs="?")
     config.add_argument(
         "--markdown", action="store_true", help="the defaults as the README's settings table"
     )
@@ -97,13 +102,15 @@ def _loopback(args: argparse.Namespace, prefix: str) -> dict[str, object]:
     return {"host": "127.0.0.1"} | ({} if hasattr(args, prefix + "port") else {"port": 0})
 
 
-def _embedded_stack(args: argparse.Namespace) -> embedded.EmbeddedStack:
+def _embedded_stack(args: argparse.Namespace, *, edge: bool = True) -> embedded.EmbeddedStack:
+    """The stack of `serve`, `demo` and (without Envoy) `bench`."""
     return embedded.EmbeddedStack(
         from_arguments(GatewaySettings, args),
         from_arguments(SttSettings, args, STT_PREFIX, **_loopback(args, STT_PREFIX)),
         from_arguments(
             TranslateSettings, args, TRANSLATE_PREFIX, **_loopback(args, TRANSLATE_PREFIX)
         ),
+        from_arguments(EdgeSettings, args, EDGE_PREFIX, **({} if edge else {"enabled": False})),
     )
 
 
@@ -147,18 +154,25 @@ async def _serve_embedded(args: argparse.Namespace) -> int:
     quiet_demo = args.command == "demo" and not hasattr(args, "log_level")
     logs.configure("WARNING" if quiet_demo else gateway.log_level, gateway.log_json)
 
-    async def demo(address: str) -> None:
-        print(f"streaming {args.file} to {address} at real-time pace:", flush=True)
-        await transcribe(
-            address,
-            args.file,
-            realtime=True,
-            json_lines=False,
-            translation_targets=_targets(args.translate),
-        )
-        print(f"\nDragoman is serving on {address}; press Ctrl-C to stop.", flush=True)
+    async def ready() -> None:
+        if args.command == "demo":
+            address = stack.public_address
+            print(f"streaming {args.file} to {address} at real-time pace:", flush=True)
+            await transcribe(
+                address,
+                args.file,
+                realtime=True,
+                json_lines=False,
+                translation_targets=_targets(args.translate),
+            )
+            print()
+        width = max(len(what) for what, _ in stack.endpoints())
+        print("Dragoman is ready:", flush=True)
+        for what, where in stack.endpoints():
+            print(f"  {what:<{width}}  {where}")
+        print("Press Ctrl-C to stop.", flush=True)
 
-    await embedded.run(stack, demo if args.command == "demo" else None)
+    await embedded.run(stack, ready)
     return 0
 
 
@@ -187,7 +201,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
         logs.configure("WARNING")
         return await run_benchmark(
-            _embedded_stack(args),
+            _embedded_stack(args, edge=False),
             models=args.models.split(","),
             manifest=args.manifest,
             streams=args.streams,
@@ -200,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "config":
-            chosen = [SERVICES[args.service]] if args.service else list(SERVICES.values())
+            chosen = [CONFIGURED[args.service]] if args.service else list(CONFIGURED.values())
             _print_settings(chosen, args.markdown)
             return 0
         return asyncio.run(_dispatch(args))

