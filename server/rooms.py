@@ -45,6 +45,11 @@ class CaptionRooms:
     def __len__(self) -> int:
         return len(self._rooms)
 
+    def listeners(self, name: str) -> int:
+        """How many listeners follow the room now."""
+        room = self._rooms.get(name)
+        return len(room.listeners) if room is not None else 0
+
     def _room(self, name: str) -> _Room:
         room = self._rooms.get(name)
         if room is None:

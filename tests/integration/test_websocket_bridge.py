@@ -7,16 +7,13 @@ import numpy as np
 import pytest
 
 from clients.audio_file import PcmAudio
+from clients.wer import normalize
 from server.bridge import PROTO_PROTOCOL
 from tests.conftest import DATA
 from tests.streaming import read_wav, samples, silence
 from tests.websocket import END_OF_AUDIO, audio_frames, config_frame, converse
 
 JFK = "ask not what your country can do for you"
-
-
-def _words(text: str) -> str:
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c == " ").split())
 
 
 @pytest.fixture(params=["gateway", "envoy"])
@@ -34,7 +31,7 @@ def test_a_clip_is_transcribed_and_translated_over_the_bridge(stack, bridge_url)
     assert conversation.close_code == 1000
     assert conversation.messages[0].session.model == "tiny.en"
     finals = conversation.finals()
-    assert JFK in _words(" ".join(f.transcript for f in finals))
+    assert JFK in normalize(" ".join(f.transcript for f in finals))
     assert all(f.translations[0].language_code == "pt" for f in finals)
     assert "país" in " ".join(f.translations[0].text for f in finals).lower()
 
@@ -44,7 +41,7 @@ def test_the_proto_subprotocol_sends_binary_messages(stack) -> None:
     frames = [config_frame(), *audio_frames(audio), END_OF_AUDIO]
     conversation = stack.loop.run(converse(stack.bridge_url, frames, protocol=PROTO_PROTOCOL))
     assert conversation.close_code == 1000
-    assert JFK in _words(" ".join(f.transcript for f in conversation.finals()))
+    assert JFK in normalize(" ".join(f.transcript for f in conversation.finals()))
 
 
 def test_finalize_ends_the_utterance_at_once(stack) -> None:
