@@ -4,10 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROTOS := $(shell find protos -name '*.proto')
 STAMP := $(VENV)/.installed
+WEB := clients/web
+WEB_SOURCES := $(shell find $(WEB)/src -type f 2>/dev/null) $(wildcard $(WEB)/*.html $(WEB)/*.css \
+	$(WEB)/*.mjs $(WEB)/*.json $(WEB)/*.yaml) $(PROTOS)
 
-.PHONY: setup run serve test lint format proto proto-check bench clean
+.PHONY: setup web browser run serve test lint format proto proto-check bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) web
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +18,30 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[all,dev]'
 	touch $(STAMP)
 
+# The live-captions page: TypeScript from the protos (buf + protoc-gen-es), bundled by esbuild.
+web: $(WEB)/dist/.built
+
+$(WEB)/node_modules/.installed: $(WEB)/package.json $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB)/dist/.built: $(WEB)/node_modules/.installed $(WEB_SOURCES)
+	cd $(WEB) && npm run --silent build
+	touch $@
+
+# Debian's Chromium for the browser tests (root installs it; others are told how).
+browser:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+		else echo "the browser tests need Chromium: sudo apt-get install -y chromium"; exit 1; fi; }
+
 run: setup
 	$(BIN)/dragoman demo --translate pt
 
 serve: setup
 	$(BIN)/dragoman serve
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/buf lint
@@ -51,4 +71,4 @@ bench: setup
 	$(BIN)/dragoman bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(WEB)/node_modules $(WEB)/gen $(WEB)/dist

@@ -1,0 +1,170 @@
+"""The live-captions page in headless Chromium, through the real Envoy and the real stack.
+
+Chromium's fake microphone plays a speech WAV, so the page captures, resamples and streams
+it exactly as it would a person speaking; the test reads what the page shows.
+"""
+
+import shutil
+import time
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from clients.wer import normalize
+from tests.conftest import DATA
+from tests.streaming import read_wav, samples, silence
+
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+SPOKEN = "ask not what your country can do for you"
+
+
+@pytest.fixture(scope="module")
+def microphone(tmp_path_factory) -> Path:
+    """jfk.wav between silences: the fake microphone plays it once from the capture start."""
+    clip = samples(read_wav(DATA / "en" / "jfk.wav"))
+    audio = np.concatenate([silence(1.0, 16000), clip, silence(4.0, 16000)])
+    path = tmp_path_factory.mktemp("microphone") / "speech.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(audio.tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(microphone) -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "the browser tests need Debian's chromium: `make browser` installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={microphone}%noloop"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, edge) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 1100})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"http://{edge.address}/")
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _finals(page: Page, panel: str) -> list[str]:
+    return page.locator(f"{panel} .caption.final .transcript").all_inner_texts()
+
+
+def _translations(page: Page, panel: str, language: str) -> list[str]:
+    return page.locator(
+        f"{panel} .caption.final .translation[data-lang={language}]"
+    ).all_inner_texts()
+
+
+def test_the_microphone_is_captioned_live_with_translations_and_a_room_follows(
+    browser, page
+) -> None:
+    listener = browser.new_page()
+    listener.goto(page.url)
+    listener.fill("#listen-room", "browser-test")
+    listener.click("#listen")
+    _wait(
+        lambda: listener.get_attribute("#listen-status", "data-state") == "listening",
+        10,
+        "the room listener",
+    )
+
+    page.uncheck("input[name=target][value=pt]")
+    page.fill("#room", "browser-test")
+    page.click("#start")
+    styles: dict[str, str] = {}
+
+    def watching_interims(condition: Callable[[], bool]) -> Callable[[], bool]:
+        def check() -> bool:
+            interim = page.locator("#captions .caption.interim .transcript")
+            if interim.count() and interim.first.inner_text():
+                styles["interim"] = interim.first.evaluate("e => getComputedStyle(e).color")
+            return condition()
+
+        return check
+
+    _wait(watching_interims(lambda: bool(_finals(page, "#captions"))), 30, "a final caption")
+    page.check("input[name=target][value=pt]")
+    _wait(
+        watching_interims(
+            lambda: (
+                SPOKEN in normalize(" ".join(_finals(page, "#captions")))
+                and any("país" in t for t in _translations(page, "#captions", "pt"))
+            )
+        ),
+        40,
+        f"{SPOKEN!r} and its Portuguese translation",
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "live-captions.png"), full_page=True)
+    first = page.locator("#captions .caption.final").first
+    assert first.locator(".translation").count() == 0, "the change applies from the next line"
+    styles["final"] = first.locator(".transcript").evaluate("e => getComputedStyle(e).color")
+    assert "interim" in styles, "interim captions were shown while speech went on"
+    assert styles["interim"] != styles["final"], "interim text looks different from final"
+    assert page.get_attribute("#status", "data-state") == "listening"
+
+    _wait(
+        lambda: SPOKEN in normalize(" ".join(_finals(listener, "#listen-captions"))),
+        20,
+        "the room listener's captions",
+    )
+    listener.screenshot(path=str(ARTIFACTS / "room-listener.png"), full_page=True)
+    page.click("#stop")
+    _wait(lambda: page.get_attribute("#status", "data-state") == "stopped", 20, "the stop")
+
+
+def test_a_file_is_recognized_through_grpc_web(page) -> None:
+    page.set_input_files("#file", str(DATA / "en" / "jfk.wav"))
+    page.click("#recognize")
+    _wait(
+        lambda: page.get_attribute("#file-status", "data-state") in ("done", "error"),
+        60,
+        "the Recognize call",
+    )
+    assert page.get_attribute("#file-status", "data-state") == "done"
+    assert SPOKEN in normalize(" ".join(_finals(page, "#file-results")))
+    assert any("país" in t for t in _translations(page, "#file-results", "pt"))
+
+
+def test_a_refused_language_shows_the_servers_status_and_message(page) -> None:
+    page.select_option("#source", "pt")
+    page.click("#start")
+    _wait(lambda: page.get_attribute("#status", "data-state") == "error", 20, "the refusal")
+    assert "INVALID_ARGUMENT" in page.inner_text("#status")
+    assert "English-only" in page.inner_text("#status")
