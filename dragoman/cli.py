@@ -21,6 +21,8 @@ TRANSLATE_PREFIX = "translate_"
 EDGE_PREFIX = "edge_"
 SERVICES = {"gateway": GatewaySettings, "stt": SttSettings, "translator": TranslateSettings}
 CONFIGURED = {**SERVICES, "edge": EdgeSettings}
+FLAG_PREFIXES = {EdgeSettings: EDGE_PREFIX}
+"""Settings with no command of their own, whose flags exist only with a prefix."""
 
 
 def _embedded_arguments(parser: argparse.ArgumentParser, *, edge: bool = True) -> None:
@@ -123,12 +125,14 @@ def _print_settings(classes: list[type[BaseSettings]], markdown: bool) -> None:
     if markdown:
         print("| variable | flag | default | meaning |\n| --- | --- | --- | --- |")
         for cls in classes:
-            for flag, variable, value, description in describe(cls):
+            for flag, variable, value, description in describe(
+                cls, flag_prefix=FLAG_PREFIXES.get(cls, "")
+            ):
                 print(f"| `{variable}` | `{flag}` | `{value}` | {description} |")
         return
     for cls in classes:
         print(f"# {cls.__name__}")
-        for flag, variable, value, _ in describe(cls, cls()):
+        for flag, variable, value, _ in describe(cls, cls(), FLAG_PREFIXES.get(cls, "")):
             print(f"{variable}={value}  ({flag})")
 
 

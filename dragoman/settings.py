@@ -83,14 +83,14 @@ def from_arguments(
 
 
 def describe(
-    settings_cls: type[BaseSettings], settings: BaseSettings | None = None
+    settings_cls: type[BaseSettings], settings: BaseSettings | None = None, flag_prefix: str = ""
 ) -> list[tuple[str, str, Any, str]]:
     """Rows of (flag, variable, value, description): the effective values of `settings`, or
     the declared defaults when none is given (the README's table)."""
     prefix = settings_cls.model_config.get("env_prefix", "")
     return [
         (
-            _flag(name),
+            _flag(name, flag_prefix),
             f"{prefix}{name.upper()}",
             field.default if settings is None else getattr(settings, name),
             field.description or "",
