@@ -47,6 +47,7 @@ test: setup browser
 	$(BIN)/buf lint
 	$(BIN)/buf format --exit-code --diff
 	$(MAKE) proto-check
+	cd $(WEB) && npm run --silent check && npm test --silent
 	$(BIN)/pytest
 
 lint: setup
