@@ -1,7 +1,8 @@
 """Structured logging with the stream's session and segment ids on every line.
 
 The ids live in context variables: each gRPC stream runs in its own task, so whatever a
-stream logs, from any module, carries its ids without passing them around.
+stream logs, from any module, carries its ids without passing them around; the trace id
+comes the same way from OpenTelemetry's context, so a log line leads to its trace.
 """
 
 import contextvars
@@ -10,6 +11,8 @@ import logging
 import sys
 import time
 
+from opentelemetry import trace
+
 session_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("session_id", default="")
 segment_id_var: contextvars.ContextVar[int] = contextvars.ContextVar("segment_id", default=0)
 
@@ -17,11 +20,16 @@ _CONTEXT_FIELDS = ("session_id", "segment_id")
 
 
 class _ContextFilter(logging.Filter):
+    """Adds the stream's ids, and the trace and span ids of the current span, if any."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "session_id"):
             record.session_id = session_id_var.get()
         if not hasattr(record, "segment_id"):
             record.segment_id = segment_id_var.get()
+        span = trace.get_current_span().get_span_context()
+        record.trace_id = format(span.trace_id, "032x") if span.is_valid else ""
+        record.span_id = format(span.span_id, "016x") if span.is_valid else ""
         return True
 
 

@@ -15,6 +15,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dragoman.logs import segment_id_var, session_id_var
+from dragoman.metrics import Metrics
+from dragoman.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
@@ -56,25 +58,30 @@ async def answer(
 
 
 class ServiceHost:
-    """Owns one `grpc.aio.Server` with health checking and reflection."""
+    """Owns one `grpc.aio.Server` with health checking, reflection, tracing and metrics."""
 
     def __init__(
         self,
         service_names: Sequence[str],
         *,
         max_message_bytes: int,
-        interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+        tracing: Tracing,
+        metrics: Metrics,
     ) -> None:
         self.service_names = list(service_names)
+        self.tracing = tracing
+        self.metrics = metrics
         self.server = grpc.aio.server(
-            options=channel_options(max_message_bytes), interceptors=list(interceptors)
+            options=channel_options(max_message_bytes),
+            interceptors=[tracing.server_interceptor(), metrics.interceptor()],
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = 0
 
-    async def start(self, host: str, port: int) -> int:
-        """Binds and starts serving (NOT_SERVING until `set_serving`); returns the bound port."""
+    async def start(self, host: str, port: int, metrics_port: int) -> int:
+        """Binds and starts serving (NOT_SERVING until `set_serving`), and starts the metrics
+        endpoint; returns the bound gRPC port."""
         reflection.enable_server_reflection(
             [*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
@@ -82,6 +89,7 @@ class ServiceHost:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.port = self.server.add_insecure_port(f"{host}:{port}")
         await self.server.start()
+        self.metrics.start(host, metrics_port)
         return self.port
 
     async def set_serving(self) -> None:
@@ -89,9 +97,12 @@ class ServiceHost:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self, grace_s: float) -> None:
-        """Reports NOT_SERVING, refuses new calls and lets calls in flight end within grace."""
+        """Reports NOT_SERVING, refuses new calls and lets calls in flight end within grace;
+        then exports the last spans and closes the metrics endpoint."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        self.metrics.stop()
+        self.tracing.shutdown()
 
 
 async def run_until_signal(
@@ -116,6 +127,7 @@ class ReplicaSettings(Protocol):
     port: int
     max_message_bytes: int
     drain_grace_s: float
+    metrics_port: int
 
 
 class Replica:
@@ -129,9 +141,13 @@ class Replica:
 
     service_name: str
     description: str
+    telemetry_name: str
+    """Names its metrics (`dragoman_<name>_...`) and its traces (`dragoman-<name>`)."""
 
     def __init__(self, settings: ReplicaSettings) -> None:
         self.settings = settings
+        self.metrics = Metrics(self.telemetry_name)
+        self.tracing = Tracing(f"dragoman-{self.telemetry_name}")
         self._host: ServiceHost | None = None
         self._loading: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -149,10 +165,15 @@ class Replica:
         """
         self._check()
         self._host = ServiceHost(
-            [self.service_name], max_message_bytes=self.settings.max_message_bytes
+            [self.service_name],
+            max_message_bytes=self.settings.max_message_bytes,
+            tracing=self.tracing,
+            metrics=self.metrics,
         )
         self._register(self._host.server)
-        port = await self._host.start(self.settings.host, self.settings.port)
+        port = await self._host.start(
+            self.settings.host, self.settings.port, self.settings.metrics_port
+        )
         logger.info("%s listening on %s", self.description, self.address)
         self._ready = asyncio.get_running_loop().create_future()
         self._loading = asyncio.create_task(self._load(self._host, self._ready))

@@ -3,11 +3,14 @@
 import asyncio
 import logging
 
+from dragoman.metrics import Metrics
 from dragoman.serving import ServiceHost, run_until_signal
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.tracing import Tracing
 from server.bridge import WebSocketBridge
 from server.errors import GatewayError
 from server.hallucination import HallucinationOptions
+from server.metrics import GatewayMetrics
 from server.rooms import CaptionRooms
 from server.service import SpeechServicer
 from server.settings import GatewaySettings
@@ -29,17 +32,26 @@ class GatewayApp:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.host = ServiceHost([SERVICE_NAME], max_message_bytes=settings.max_message_bytes)
+        tracing = Tracing("dragoman-gateway")
+        self.metrics = Metrics("gateway")
+        self.host = ServiceHost(
+            [SERVICE_NAME],
+            max_message_bytes=settings.max_message_bytes,
+            tracing=tracing,
+            metrics=self.metrics,
+        )
         self.stt = SttClient(
             settings.stt_target,
             timeout_s=settings.stt_timeout_s,
             max_message_bytes=settings.max_message_bytes,
+            interceptors=tracing.client_interceptors(),
         )
         self.translate = (
             TranslateClient(
                 settings.translate_target,
                 timeout_s=settings.stt_timeout_s,
                 max_message_bytes=settings.max_message_bytes,
+                interceptors=tracing.client_interceptors(),
             )
             if settings.translate_target
             else None
@@ -55,11 +67,20 @@ class GatewayApp:
             backlog=settings.caption_backlog, listener_queue=settings.caption_listener_queue
         )
         self.servicer = SpeechServicer(
-            settings, self.stt, Translator(self.translate), SileroModel(), tuning, rooms
+            settings,
+            self.stt,
+            Translator(self.translate),
+            SileroModel(),
+            tuning,
+            rooms,
+            tracing.tracer,
+            GatewayMetrics(self.metrics),
         )
         speech_pb2_grpc.add_SpeechServiceServicer_to_server(self.servicer, self.host.server)
         self.web = WebServer(
-            WebSocketBridge(self.servicer, max_message_bytes=settings.max_message_bytes),
+            WebSocketBridge(
+                self.servicer, max_message_bytes=settings.max_message_bytes, tracer=tracing.tracer
+            ),
             settings.web_root,
             drain_grace_s=settings.drain_grace_s,
         )
@@ -80,7 +101,9 @@ class GatewayApp:
         Until then health says NOT_SERVING, so a gateway started before its STT replicas
         simply waits for them.
         """
-        port = await self.host.start(self.settings.host, self.settings.port)
+        port = await self.host.start(
+            self.settings.host, self.settings.port, self.settings.metrics_port
+        )
         await self.web.start(self.settings.host, self.settings.http_port)
         catalog = await self._wait_for_stt()
         logger.info(

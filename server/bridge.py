@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 from aiohttp import WSCloseCode, WSMsgType, web
 from google.protobuf import json_format
+from opentelemetry import propagate, trace
 
 from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, websocket_pb2
@@ -37,9 +38,12 @@ def close_code(status: grpc.StatusCode) -> int:
 class WebSocketBridge:
     """Serves `PATH`: one WebSocket is one StreamingRecognize stream."""
 
-    def __init__(self, servicer: SpeechServicer, *, max_message_bytes: int) -> None:
+    def __init__(
+        self, servicer: SpeechServicer, *, max_message_bytes: int, tracer: trace.Tracer
+    ) -> None:
         self._servicer = servicer
         self._max_message_bytes = max_message_bytes
+        self._tracer = tracer
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(
@@ -52,9 +56,22 @@ class WebSocketBridge:
         session_id = uuid.uuid4().hex
         session_id_var.set(session_id)
         peer = f"websocket:{request.remote}"
+        with self._tracer.start_as_current_span(
+            PATH, context=propagate.extract(_trace_carrier(request)), kind=trace.SpanKind.SERVER
+        ):
+            await self._run(socket, send, session_id, peer)
+        return socket
+
+    async def _run(
+        self,
+        socket: web.WebSocketResponse,
+        send: Callable[[websocket_pb2.WebSocketResponse], Awaitable[None]],
+        session_id: str,
+        peer: str,
+    ) -> None:
         try:
             async for response in self._servicer.recognize_stream(
-                _requests(socket), session_id=session_id, peer=peer
+                _requests(socket), session_id=session_id, peer=peer, transport="websocket"
             ):
                 await send(_as_websocket_response(response))
         except ClientGoneError:
@@ -69,7 +86,15 @@ class WebSocketBridge:
             await _fail(socket, send, grpc.StatusCode.INTERNAL, internal_error(session_id))
         else:
             await socket.close(code=WSCloseCode.OK)
-        return socket
+
+
+def _trace_carrier(request: web.Request) -> dict[str, str]:
+    """W3C trace context from the headers, or from the query string, because a browser's
+    WebSocket cannot set headers (`/ws/v1/recognize?traceparent=00-...`)."""
+    return {
+        key: request.headers.get(key) or request.query.get(key, "")
+        for key in ("traceparent", "tracestate")
+    }
 
 
 def _sender(

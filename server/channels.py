@@ -6,6 +6,7 @@ replica to another, so failover needs no code of ours.
 """
 
 import json
+from collections.abc import Sequence
 
 import grpc
 
@@ -33,7 +34,14 @@ def service_config(service: str) -> str:
     )
 
 
-def open_channel(target: str, service: str, *, max_message_bytes: int) -> grpc.aio.Channel:
+def open_channel(
+    target: str,
+    service: str,
+    *,
+    max_message_bytes: int,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+) -> grpc.aio.Channel:
+    """`interceptors` are the tracing ones: they carry the caller's trace to the backend."""
     return grpc.aio.insecure_channel(
         target,
         options=[
@@ -41,4 +49,5 @@ def open_channel(target: str, service: str, *, max_message_bytes: int) -> grpc.a
             ("grpc.service_config", service_config(service)),
             ("grpc.enable_retries", 1),
         ],
+        interceptors=list(interceptors),
     )

@@ -7,17 +7,20 @@ import uuid
 from collections.abc import AsyncIterator
 
 import grpc
+from opentelemetry import trace
 
 from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from server import config
 from server.durations import duration
 from server.errors import GatewayError, InvalidRequestError
+from server.metrics import GatewayMetrics
 from server.rooms import CaptionRooms
 from server.settings import GatewaySettings
 from server.stream import RecognitionStream, StreamTuning
 from server.stt_client import SttClient
 from server.translation import Translator
+from server.utterance_spans import UtteranceSpans
 from server.vad import SileroModel
 
 logger = logging.getLogger(__name__)
@@ -34,6 +37,8 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         vad_model: SileroModel,
         tuning: StreamTuning,
         rooms: CaptionRooms,
+        tracer: trace.Tracer,
+        metrics: GatewayMetrics,
     ) -> None:
         self._settings = settings
         self._stt = stt
@@ -41,6 +46,8 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self._vad_model = vad_model
         self._tuning = tuning
         self.rooms = rooms
+        self._tracer = tracer
+        self.metrics = metrics
         self.active_streams = 0
 
     async def _open(self, options: config.StreamOptions, session_id: str) -> RecognitionStream:
@@ -58,6 +65,8 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             vad_model=self._vad_model,
             tuning=self._tuning,
             translator=self._translator,
+            spans=UtteranceSpans(self._tracer, session_id=session_id, model=model.name),
+            metrics=self.metrics,
         )
 
     async def recognize_stream(
@@ -66,10 +75,14 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         *,
         session_id: str,
         peer: str,
+        transport: str,
     ) -> AsyncIterator[speech_pb2.StreamingRecognizeResponse]:
         """The StreamingRecognize pipeline for any transport (gRPC or the WebSocket bridge):
         raises GatewayError for the transport to turn into its own status."""
         self.active_streams += 1
+        self.metrics.streams.labels(transport).inc()
+        self.metrics.active_streams.labels(transport).inc()
+        trace.get_current_span().set_attribute("dragoman.session_id", session_id)
         stream: RecognitionStream | None = None
         try:
             first = await anext(requests, None)
@@ -116,8 +129,12 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                     if options.caption_room and response.HasField("result"):
                         self.rooms.publish(options.caption_room, session_id, response.result)
                     yield response
+        except GatewayError as error:
+            self.metrics.stream_errors.labels(transport, error.code.name).inc()
+            raise
         finally:
             self.active_streams -= 1
+            self.metrics.active_streams.labels(transport).dec()
             logger.info(
                 "stream ended after %.2f s of audio", stream.audio_seconds if stream else 0.0
             )
@@ -131,7 +148,10 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         session_id_var.set(session_id)
         try:
             async for response in self.recognize_stream(
-                aiter(request_iterator), session_id=session_id, peer=context.peer()
+                aiter(request_iterator),
+                session_id=session_id,
+                peer=context.peer(),
+                transport="grpc",
             ):
                 yield response
         except GatewayError as error:
@@ -177,8 +197,14 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         try:
             room = config.parse_room(request.room)
             logger.info("listener joined room %s from %s", room, context.peer())
-            async for caption in self.rooms.listen(room, interim_results=request.interim_results):
-                yield caption
+            self.metrics.caption_listeners.inc()
+            try:
+                async for caption in self.rooms.listen(
+                    room, interim_results=request.interim_results
+                ):
+                    yield caption
+            finally:
+                self.metrics.caption_listeners.dec()
         except GatewayError as error:
             logger.info("listener refused: %s: %s", error.code.name, error)
             await context.abort(error.code, str(error))

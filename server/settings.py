@@ -14,6 +14,9 @@ class GatewaySettings(ServiceSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 for all")
     port: int = Field(50051, ge=0, le=65535, description="Port to listen on; 0 picks a free one")
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 picks one"
+    )
     http_port: int = Field(
         8081,
         ge=0,

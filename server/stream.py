@@ -34,6 +34,7 @@ from server.config import StreamOptions, parse_languages
 from server.durations import duration
 from server.errors import GatewayError, InvalidRequestError
 from server.hallucination import HallucinationOptions, screen
+from server.metrics import GatewayMetrics
 from server.segmenter import (
     TRAILING_SILENCE_S,
     EndReason,
@@ -46,6 +47,7 @@ from server.segmenter import (
 )
 from server.stt_client import SttClient, pcm16
 from server.translation import Translator
+from server.utterance_spans import UtteranceSpans
 from server.vad import DualVad, SileroModel
 
 logger = logging.getLogger(__name__)
@@ -155,8 +157,12 @@ class RecognitionStream:
         vad_model: SileroModel,
         tuning: StreamTuning,
         translator: Translator,
+        spans: UtteranceSpans,
+        metrics: GatewayMetrics,
     ) -> None:
         self._options = options
+        self._spans = spans
+        self._metrics = metrics
         self._model = model
         self._session_id = session_id
         self._stt = stt
@@ -214,6 +220,7 @@ class RecognitionStream:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._decoder.close()
+            self._spans.close()
 
     async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
         """Hands a task's failure to the response stream, which raises it to the client."""
@@ -242,7 +249,7 @@ class RecognitionStream:
             if self._input_done:
                 return
         tail = self._decoder.flush()
-        self.audio_seconds += len(tail) / SAMPLE_RATE_HZ
+        self._count_audio(len(tail))
         self._handle(self._segmenter.push(tail))
         self._handle(self._segmenter.finalize(EndReason.END_OF_STREAM))
         self._input_done = True
@@ -278,14 +285,20 @@ class RecognitionStream:
             )
         samples = self._decoder.decode(chunk)
         self._last_audio_at = time.monotonic()
-        self.audio_seconds += len(samples) / SAMPLE_RATE_HZ
+        self._count_audio(len(samples))
         self._handle(self._segmenter.push(samples))
         self._wake.set()
+
+    def _count_audio(self, samples: int) -> None:
+        seconds = samples / SAMPLE_RATE_HZ
+        self.audio_seconds += seconds
+        self._metrics.audio_seconds.inc(seconds)
 
     def _handle(self, events: list[Event]) -> None:
         """Speech ends for clients at the endpoint: pauses inside an utterance are not events."""
         for event in events:
             if isinstance(event, SpeechStarted):
+                self._spans.speech_started(event.segment_id, event.speech_start_s)
                 self._speech_start_s = event.speech_start_s
                 self._utterance_languages = self._languages
                 self._speech_event(
@@ -309,6 +322,11 @@ class RecognitionStream:
 
     def _end_utterance(self, utterance: UtteranceEnded) -> None:
         self._cancel_interim()
+        self._spans.utterance_ended(
+            utterance.segment_id,
+            reason=utterance.reason.name,
+            audio_s=len(utterance.audio) / SAMPLE_RATE_HZ,
+        )
         self._last_ended_segment = utterance.segment_id
         self._speech_end = None
         self._finals.append(
@@ -386,7 +404,8 @@ class RecognitionStream:
         serves as an interim result of the utterance so far."""
         audio_at = self._last_audio_at
         try:
-            response = await self._stt.transcribe(self._final_request(audio, end.segment_id))
+            with self._spans.within(end.segment_id):
+                response = await self._stt.transcribe(self._final_request(audio, end.segment_id))
         except GatewayError as error:
             logger.warning("speculative final failed, the final will be retried: %s", error)
             self._speculation = _Speculation(end, audio, None)
@@ -446,10 +465,23 @@ class RecognitionStream:
         request = self._request(
             audio, segment_id, stt_pb2.PRIORITY_INTERIM, words=False, prompt=self._prompt()
         )
-        response = await self._stt.transcribe(request)
+        with self._spans.within(segment_id):
+            response = await self._stt.transcribe(request)
         self._publish_interim(
             segment_id, response, audio_start_s + len(audio) / SAMPLE_RATE_HZ, audio_at
         )
+
+    def _observe_final(self, result: speech_pb2.StreamingRecognitionResult, audio_s: float) -> None:
+        latency = result.processing_latency
+        self._metrics.final_latency.observe(latency.seconds + latency.nanos / 1e9)
+        self._metrics.utterances.labels(
+            speech_pb2.EndpointReason.Name(result.endpoint_reason)
+        ).inc()
+        if result.HasField("suppression"):
+            self._metrics.suppressed.labels(
+                speech_pb2.SuppressionReason.Name(result.suppression.reason)
+            ).inc()
+        self._spans.finished(result, audio_s)
 
     def _publish_interim(
         self,
@@ -484,6 +516,7 @@ class RecognitionStream:
             processing_latency=duration(time.monotonic() - audio_at),
         )
         self._interim_result = result
+        self._metrics.interim_latency.observe(time.monotonic() - audio_at)
         self._out.put_nowait(Response(result=result))
         if self._options.translate_interim and self._utterance_languages.targets:
             translating = self._interim_translation
@@ -496,15 +529,16 @@ class RecognitionStream:
         nothing is sent once the segment's final is out."""
         while True:
             text, segment_id = self._interim_text, self._interim_segment
-            translations = await self._translator.translate(
-                text,
-                self._utterance_languages.spoken or self._interim_language,
-                self._utterance_languages.targets,
-                multilingual=self._multilingual,
-                whisper=_whisper_translates_finals_only,
-                session_id=self._session_id,
-                segment_id=segment_id,
-            )
+            with self._spans.within(segment_id):
+                translations = await self._translator.translate(
+                    text,
+                    self._utterance_languages.spoken or self._interim_language,
+                    self._utterance_languages.targets,
+                    multilingual=self._multilingual,
+                    whisper=_whisper_translates_finals_only,
+                    session_id=self._session_id,
+                    segment_id=segment_id,
+                )
             if segment_id != self._interim_segment or segment_id <= self._last_ended_segment:
                 return
             if text == self._interim_text:
@@ -549,27 +583,28 @@ class RecognitionStream:
         utterance = pending.utterance
         segment_id_var.set(utterance.segment_id)
         speculation, self._speculation = self._speculation, None
-        try:
-            response = speculation.response_for(utterance) if speculation else None
-            if response is None:
-                request = self._final_request(
-                    utterance.audio, utterance.segment_id, pending.languages.spoken
-                )
-                response = await self._stt.transcribe(request)
-        except GatewayError as error:
-            raise type(error)(
-                f"segment {utterance.segment_id} was not transcribed: {error}"
-            ) from error
-        verdict = screen(response.segments, self._tuning.hallucination)
-        translations = await self._translator.translate(
-            verdict.text,
-            pending.languages.spoken or response.language_code,
-            pending.languages.targets,
-            multilingual=self._multilingual,
-            whisper=lambda: self._whisper_to_english(utterance, response.language_code),
-            session_id=self._session_id,
-            segment_id=utterance.segment_id,
-        )
+        with self._spans.within(utterance.segment_id):
+            try:
+                response = speculation.response_for(utterance) if speculation else None
+                if response is None:
+                    request = self._final_request(
+                        utterance.audio, utterance.segment_id, pending.languages.spoken
+                    )
+                    response = await self._stt.transcribe(request)
+            except GatewayError as error:
+                raise type(error)(
+                    f"segment {utterance.segment_id} was not transcribed: {error}"
+                ) from error
+            verdict = screen(response.segments, self._tuning.hallucination)
+            translations = await self._translator.translate(
+                verdict.text,
+                pending.languages.spoken or response.language_code,
+                pending.languages.targets,
+                multilingual=self._multilingual,
+                whisper=lambda: self._whisper_to_english(utterance, response.language_code),
+                session_id=self._session_id,
+                segment_id=utterance.segment_id,
+            )
         if verdict.text:
             self._previous_text = f"{self._previous_text} {verdict.text}".strip()[-PROMPT_CHARS:]
         self._revisions[utterance.segment_id] += 1
@@ -601,6 +636,7 @@ class RecognitionStream:
             endpoint_reason=_END_REASONS[utterance.reason],
             translations=translations,
         )
+        self._observe_final(result, response.audio_seconds)
         logger.info(
             "final: %.2f s of audio, queue %.3f s, inference %.3f s, latency %.3f s%s",
             response.audio_seconds,

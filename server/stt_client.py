@@ -4,6 +4,7 @@ One channel for all streams, balanced over the replicas (see `server.channels`).
 """
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -51,10 +52,19 @@ def pcm16(audio: np.ndarray) -> bytes:
 class SttClient:
     """Calls the STT service; backend failures become the gateway's domain errors."""
 
-    def __init__(self, target: str, *, timeout_s: float, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_s: float,
+        max_message_bytes: int,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self.target = target
         self._timeout_s = timeout_s
-        self._channel = open_channel(target, SERVICE_NAME, max_message_bytes=max_message_bytes)
+        self._channel = open_channel(
+            target, SERVICE_NAME, max_message_bytes=max_message_bytes, interceptors=interceptors
+        )
         self._stub = stt_pb2_grpc.SttServiceStub(self._channel)
         self._catalog: ModelCatalog | None = None
 

@@ -1,5 +1,7 @@
 """The gateway's client of the translation service."""
 
+from collections.abc import Sequence
+
 import grpc
 
 from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
@@ -14,10 +16,19 @@ Pair = tuple[str, str]
 class TranslateClient:
     """Calls the translation service; remembers which pairs it serves, by which backend."""
 
-    def __init__(self, target: str, *, timeout_s: float, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_s: float,
+        max_message_bytes: int,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self.target = target
         self._timeout_s = timeout_s
-        self._channel = open_channel(target, SERVICE_NAME, max_message_bytes=max_message_bytes)
+        self._channel = open_channel(
+            target, SERVICE_NAME, max_message_bytes=max_message_bytes, interceptors=interceptors
+        )
         self._stub = translate_pb2_grpc.TranslateServiceStub(self._channel)
         self._pairs: dict[Pair, str] | None = None
 

@@ -5,6 +5,7 @@ import logging
 
 import grpc
 
+from dragoman.metrics import WorkMetrics
 from dragoman.serving import Replica, ServiceHost, serve_replica
 from dragoman.stt.v1 import stt_pb2_grpc
 from stt import models
@@ -20,17 +21,24 @@ logger = logging.getLogger(__name__)
 class SttApp(Replica):
     service_name = SERVICE_NAME
     description = "STT service"
+    telemetry_name = "stt"
 
     def __init__(self, settings: SttSettings) -> None:
         super().__init__(settings)
         self.settings: SttSettings = settings
         self.scheduler = Scheduler(max_queue=settings.max_queue)
+        self.work_metrics = WorkMetrics(self.metrics, "model")
+        self.work_metrics.queue_depth.set_function(lambda: self.scheduler.queued)
+        for name in settings.model_names:
+            self.work_metrics.state.labels(name).state("loading")
         self.servicer = SttServicer(
             self.scheduler,
             default_model=settings.model,
             served_models=settings.model_names,
             final_beam_size=settings.final_beam_size,
             interim_beam_size=settings.interim_beam_size,
+            metrics=self.work_metrics,
+            tracer=self.tracing.tracer,
         )
 
     def _check(self) -> None:
@@ -53,10 +61,12 @@ class SttApp(Replica):
             except ModelError as error:
                 logger.error("model %s failed to load: %s", name, error)
                 self.servicer.mark_failed(name, str(error))
+                self.work_metrics.state.labels(name).state("failed")
                 if is_default:
                     ready.set_exception(error)
                 continue
             self.scheduler.add_engine(engine)
+            self.work_metrics.state.labels(name).state("ready")
             if is_default:
                 await host.set_serving()
                 ready.set_result(None)

@@ -11,7 +11,10 @@ from typing import TypeVar
 import grpc
 import numpy as np
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from opentelemetry import trace
 
+from dragoman.jobs import record_job
+from dragoman.metrics import WorkMetrics
 from dragoman.serving import ErrorCodes, answer
 from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
 from stt.engine import SAMPLE_RATE_HZ, Task, TranscribeOptions, UnsupportedOptionError
@@ -89,8 +92,12 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
         served_models: list[str],
         final_beam_size: int,
         interim_beam_size: int,
+        metrics: WorkMetrics,
+        tracer: trace.Tracer,
     ) -> None:
         self._scheduler = scheduler
+        self._metrics = metrics
+        self._tracer = tracer
         self._default_model = default_model
         self._served_models = served_models
         self._beam_sizes = {Priority.FINAL: final_beam_size, Priority.INTERIM: interim_beam_size}
@@ -146,13 +153,17 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
         self._scheduler.engines[model].check(options)
         completed = await self._scheduler.submit(model, audio, options, priority)
         audio_s = len(audio) / SAMPLE_RATE_HZ
-        logger.info(
-            "transcribed model=%s priority=%s audio_s=%.2f queue_s=%.3f inference_s=%.3f",
-            model,
-            priority.name.lower(),
-            audio_s,
-            completed.queue_s,
-            completed.inference_s,
+        record_job(
+            self._metrics,
+            self._tracer,
+            worker=model,
+            kind=priority.name.lower(),
+            queue_s=completed.queue_s,
+            run_s=completed.inference_s,
+            batch_size=1,
+            task=options.task,
+            audio_s=round(audio_s, 3),
+            language=completed.transcription.language or options.language,
         )
         return _response(completed, model, audio_s)
 

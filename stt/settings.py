@@ -17,6 +17,9 @@ class SttSettings(ServiceSettings):
 
     host: str = Field("127.0.0.1", description="Address to listen on; 0.0.0.0 for all.")
     port: int = Field(50052, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    metrics_port: int = Field(
+        9465, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 picks one."
+    )
     model: str = Field(
         "tiny.en",
         description=(

@@ -95,9 +95,11 @@ def embedded_stack(model: str, model_cache_dir: Path | None = None) -> EmbeddedS
     """Every service on loopback, on free ports, with Bergamot for translation."""
     cache = {"model_cache_dir": model_cache_dir} if model_cache_dir else {}
     return EmbeddedStack(
-        GatewaySettings(host="127.0.0.1", port=0, http_port=0, drain_grace_s=1.0),
-        SttSettings(host="127.0.0.1", port=0, model=model, drain_grace_s=1.0, **cache),
-        TranslateSettings(host="127.0.0.1", port=0, drain_grace_s=1.0),
+        GatewaySettings(host="127.0.0.1", port=0, http_port=0, metrics_port=0, drain_grace_s=1.0),
+        SttSettings(
+            host="127.0.0.1", port=0, metrics_port=0, model=model, drain_grace_s=1.0, **cache
+        ),
+        TranslateSettings(host="127.0.0.1", port=0, metrics_port=0, drain_grace_s=1.0),
     )
 
 

@@ -57,7 +57,15 @@ class Launcher:
     """`dragoman serve` on free ports, read until it prints its URLs."""
 
     def __init__(self) -> None:
-        ports = ("--port", "--http-port", "--edge-port", "--edge-admin-port")
+        ports = (
+            "--port",
+            "--http-port",
+            "--metrics-port",
+            "--stt-metrics-port",
+            "--translate-metrics-port",
+            "--edge-port",
+            "--edge-admin-port",
+        )
         self.process = subprocess.Popen(
             [str(BIN / "dragoman"), "serve", *(arg for port in ports for arg in (port, "0"))],
             stdout=subprocess.PIPE,

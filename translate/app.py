@@ -6,6 +6,7 @@ import logging
 
 import grpc
 
+from dragoman.metrics import WorkMetrics
 from dragoman.serving import Replica, ServiceHost, serve_replica
 from dragoman.translate.v1 import translate_pb2_grpc
 from translate.backends import BackendError, load_backend
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 class TranslateApp(Replica):
     service_name = SERVICE_NAME
     description = "translation service"
+    telemetry_name = "translate"
 
     def __init__(self, settings: TranslateSettings) -> None:
         super().__init__(settings)
@@ -28,11 +30,17 @@ class TranslateApp(Replica):
             batch_window_ms=settings.batch_window_ms,
             max_queue=settings.max_queue,
         )
+        self.work_metrics = WorkMetrics(self.metrics, "backend")
+        self.work_metrics.queue_depth.set_function(lambda: self.batcher.queued)
+        for name in settings.backend_names:
+            self.work_metrics.state.labels(name).state("loading")
         self.servicer = TranslateServicer(
             self.batcher,
             backend_names=settings.backend_names,
             max_texts=settings.max_texts,
             max_text_chars=settings.max_text_chars,
+            metrics=self.work_metrics,
+            tracer=self.tracing.tracer,
         )
 
     def _register(self, server: grpc.aio.Server) -> None:
@@ -51,9 +59,11 @@ class TranslateApp(Replica):
             except BackendError as error:
                 logger.error("backend %s failed to load: %s", name, error)
                 self.servicer.mark_failed(name, str(error))
+                self.work_metrics.state.labels(name).state("failed")
                 failure = failure or error
                 continue
             self.batcher.add_backend(backend)
+            self.work_metrics.state.labels(name).state("ready")
             logger.info("backend %s serving %d pairs", name, len(backend.pairs()))
         if failure is not None:
             ready.set_exception(failure)

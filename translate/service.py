@@ -8,7 +8,10 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import grpc
+from opentelemetry import trace
 
+from dragoman.jobs import record_job
+from dragoman.metrics import WorkMetrics
 from dragoman.serving import ErrorCodes, answer
 from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
 from translate import languages
@@ -69,8 +72,12 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
         backend_names: list[str],
         max_texts: int,
         max_text_chars: int,
+        metrics: WorkMetrics,
+        tracer: trace.Tracer,
     ) -> None:
         self._batcher = batcher
+        self._metrics = metrics
+        self._tracer = tracer
         self._backend_names = backend_names
         self._max_texts = max_texts
         self._max_text_chars = max_text_chars
@@ -117,16 +124,16 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
             )
         backend = self._backend_for(request.backend.strip(), (source, target))
         translated = await self._batcher.submit(backend, texts, source, target)
-        logger.info(
-            "translated backend=%s pair=%s texts=%d chars=%d queue_s=%.3f inference_s=%.3f "
-            "batch_size=%d",
-            backend,
-            format_pair((source, target)),
-            len(texts),
-            sum(len(text) for text in texts),
-            translated.queue_s,
-            translated.inference_s,
-            translated.batch_size,
+        record_job(
+            self._metrics,
+            self._tracer,
+            worker=backend,
+            kind=format_pair((source, target)),
+            queue_s=translated.queue_s,
+            run_s=translated.inference_s,
+            batch_size=translated.batch_size,
+            texts=len(texts),
+            chars=sum(len(text) for text in texts),
         )
         return translate_pb2.TranslateResponse(
             translations=translated.translations,

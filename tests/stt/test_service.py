@@ -23,7 +23,9 @@ ONE_SECOND = b"\x00\x01" * 16000
 
 
 def _settings(model_cache_dir: Path, **overrides: object) -> SttSettings:
-    return SttSettings(port=0, model_cache_dir=model_cache_dir, drain_grace_s=1.0, **overrides)
+    return SttSettings(
+        port=0, metrics_port=0, model_cache_dir=model_cache_dir, drain_grace_s=1.0, **overrides
+    )
 
 
 @dataclass
@@ -107,7 +109,7 @@ def test_transcribes_jfk_over_loopback(
     word_error_rate: Callable[[str, str], float],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="stt.service")
+    caplog.set_level(logging.INFO, logger="dragoman.jobs")
     caplog.handler.addFilter(_record_ids)
 
     response = replica.stub.Transcribe(
@@ -124,9 +126,12 @@ def test_transcribes_jfk_over_loopback(
     assert response.audio_seconds == pytest.approx(11.0)
     assert response.inference_seconds > 0
     assert response.queue_seconds >= 0
-    [line] = [r for r in caplog.records if r.getMessage().startswith("transcribed")]
-    assert "audio_s=11.00" in line.getMessage()
-    assert "inference_s=" in line.getMessage()
+    [line] = [r for r in caplog.records if r.getMessage().startswith("job done")]
+    assert line.job["audio_s"] == 11.0
+    assert line.job["worker"] == "tiny.en"
+    assert line.job["kind"] == "final"
+    assert line.job["run_s"] > 0
+    assert line.job["total_s"] == pytest.approx(line.job["queue_s"] + line.job["run_s"], abs=1e-3)
     assert (line.session_id, line.segment_id) == ("session-7", 3)
 
 

@@ -176,7 +176,7 @@ class Replica:
 
 
 def settings(**overrides: object) -> TranslateSettings:
-    return TranslateSettings(port=0, drain_grace_s=1.0, **overrides)
+    return TranslateSettings(port=0, metrics_port=0, drain_grace_s=1.0, **overrides)
 
 
 def running(loop_thread, app: TranslateApp) -> Iterator[Replica]:

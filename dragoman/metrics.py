@@ -1,0 +1,167 @@
+"""Prometheus metrics: one registry and one `/metrics` port per service.
+
+Each service keeps its own registry, so that the three services of `dragoman serve` each
+answer for themselves on their own port, exactly as they do when deployed apart. Every
+gRPC call is counted by method and status code by one server interceptor, so "errors by
+status code" needs no code in the servicers.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, start_http_server
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+
+class Metrics:
+    """A service's registry, its call counter, and the HTTP endpoint that serves them."""
+
+    def __init__(self, service: str) -> None:
+        self.prefix = f"dragoman_{service}"
+        self.registry = CollectorRegistry()
+        self.calls = Counter(
+            f"{self.prefix}_calls",
+            "Calls answered, by method and gRPC status code (OK or the error's)",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    def start(self, host: str, port: int) -> int:
+        """Serves `/metrics` on its own port (0 picks a free one); returns the port."""
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self.port = self._server.server_port
+        logger.info("metrics on http://%s:%d/metrics", host, self.port)
+        return self.port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def interceptor(self) -> grpc.aio.ServerInterceptor:
+        return _CallCounter(self.calls)
+
+
+def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED.name
+    code = context.code()
+    if code is not None and code != grpc.StatusCode.OK:
+        return code.name if isinstance(code, grpc.StatusCode) else grpc.StatusCode(code).name
+    return grpc.StatusCode.UNKNOWN.name if error is not None else grpc.StatusCode.OK.name
+
+
+class _CallCounter(grpc.aio.ServerInterceptor):
+    """Counts every finished call by method and status code."""
+
+    def __init__(self, calls: Counter) -> None:
+        self._calls = calls
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=self._unary(handler.unary_unary, method))
+        if handler.stream_unary is not None:
+            return handler._replace(stream_unary=self._unary(handler.stream_unary, method))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=self._streaming(handler.unary_stream, method))
+        return handler._replace(stream_stream=self._streaming(handler.stream_stream, method))
+
+    def _count(self, method: str, context: grpc.aio.ServicerContext, error: BaseException | None):
+        self._calls.labels(method, _code(context, error)).inc()
+
+    def _unary(self, behavior: Handler, method: str) -> Handler:
+        async def counted(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                response = await behavior(request, context)
+            except BaseException as error:
+                self._count(method, context, error)
+                raise
+            self._count(method, context, None)
+            return response
+
+        return counted
+
+    def _streaming(self, behavior: Handler, method: str) -> Handler:
+        async def counted(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except BaseException as error:
+                self._count(method, context, error)
+                raise
+            self._count(method, context, None)
+
+        return counted
+
+
+class WorkMetrics:
+    """The queue and the workers of a model-serving replica: the STT service's models and
+    the translation service's backends are measured alike, labelled by `worker`."""
+
+    LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+    BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+    def __init__(self, metrics: Metrics, worker: str) -> None:
+        prefix, registry = metrics.prefix, metrics.registry
+        self.queue_depth = Gauge(
+            f"{prefix}_queue_depth", "Jobs waiting for a worker", registry=registry
+        )
+        self.jobs = Counter(
+            f"{prefix}_jobs", f"Jobs run, by {worker} and kind", [worker, "kind"], registry=registry
+        )
+        self.queue_wait = Histogram(
+            f"{prefix}_queue_wait_seconds",
+            "Time from a job's arrival to the start of its model call",
+            [worker],
+            buckets=self.LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.run_time = Histogram(
+            f"{prefix}_run_seconds",
+            "Time a model call took (the whole batch's, for batched jobs)",
+            [worker],
+            buckets=self.LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            f"{prefix}_batch_size",
+            "Jobs (STT) or texts (translation) per model call",
+            [worker],
+            buckets=self.BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.state = Enum(
+            f"{prefix}_{worker}_state",
+            f"Load state of each configured {worker}",
+            [worker],
+            states=["loading", "ready", "failed"],
+            registry=registry,
+        )
+
+    def completed(
+        self, worker: str, kind: str, *, queue_s: float, run_s: float, batch_size: int
+    ) -> None:
+        self.jobs.labels(worker, kind).inc()
+        self.queue_wait.labels(worker).observe(queue_s)
+        self.run_time.labels(worker).observe(run_s)
+        self.batch_size.labels(worker).observe(batch_size)

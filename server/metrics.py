@@ -1,0 +1,59 @@
+"""What the gateway counts: streams, audio, utterances, latency, rooms."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from dragoman.metrics import Metrics
+
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
+
+
+class GatewayMetrics:
+    """The gateway's own series, in its registry (`dragoman_gateway_*`)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        prefix, registry = metrics.prefix, metrics.registry
+        self.active_streams = Gauge(
+            f"{prefix}_active_streams",
+            "Recognition streams open now, by transport (grpc, websocket)",
+            ["transport"],
+            registry=registry,
+        )
+        self.streams = Counter(
+            f"{prefix}_streams", "Recognition streams opened", ["transport"], registry=registry
+        )
+        self.stream_errors = Counter(
+            f"{prefix}_stream_errors",
+            "Streams ended by an error, by transport and gRPC status code",
+            ["transport", "code"],
+            registry=registry,
+        )
+        self.audio_seconds = Counter(
+            f"{prefix}_audio_seconds", "Audio received, in seconds", registry=registry
+        )
+        self.utterances = Counter(
+            f"{prefix}_utterances",
+            "Utterances given a final result, by why they ended",
+            ["endpoint_reason"],
+            registry=registry,
+        )
+        self.suppressed = Counter(
+            f"{prefix}_suppressed_results",
+            "Final transcripts withheld as likely hallucinations, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.interim_latency = Histogram(
+            f"{prefix}_interim_latency_seconds",
+            "From the audio an interim result covers reaching the gateway to the result leaving",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.final_latency = Histogram(
+            f"{prefix}_final_latency_seconds",
+            "From the end of an utterance's audio reaching the gateway to its final result",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.caption_listeners = Gauge(
+            f"{prefix}_caption_listeners", "StreamCaptions listeners now", registry=registry
+        )
