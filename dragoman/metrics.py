@@ -7,6 +7,7 @@ status code" needs no code in the servicers.
 """
 
 import asyncio
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +15,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +105,12 @@ class _CallCounter(grpc.aio.ServerInterceptor):
     def _streaming(self, behavior: Handler, method: str) -> Handler:
         async def counted(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                async for response in behavior(request, context):
-                    yield response
+                responses = behavior(request, context)
+                if inspect.isasyncgen(responses):
+                    async for response in responses:
+                        yield response
+                else:
+                    await responses  # a handler that writes with context.write (health Watch)
             except BaseException as error:
                 self._count(method, context, error)
                 raise
@@ -120,6 +125,7 @@ class WorkMetrics:
 
     LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
     BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+    STATES = ("loading", "ready", "failed")
 
     def __init__(self, metrics: Metrics, worker: str) -> None:
         prefix, registry = metrics.prefix, metrics.registry
@@ -150,13 +156,17 @@ class WorkMetrics:
             buckets=self.BATCH_BUCKETS,
             registry=registry,
         )
-        self.state = Enum(
+        self._state = Gauge(
             f"{prefix}_{worker}_state",
-            f"Load state of each configured {worker}",
-            [worker],
-            states=["loading", "ready", "failed"],
+            f"1 for the load state each configured {worker} is in (loading, ready, failed)",
+            [worker, "state"],
             registry=registry,
         )
+
+    def set_state(self, worker: str, state: str) -> None:
+        """Moves a model or backend to `state`: loading, ready or failed."""
+        for each in self.STATES:
+            self._state.labels(worker, each).set(1 if each == state else 0)
 
     def completed(
         self, worker: str, kind: str, *, queue_s: float, run_s: float, batch_size: int

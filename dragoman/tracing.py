@@ -25,12 +25,14 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 
+from dragoman.settings import SettingsError
+
 EXPORTERS_VARIABLE = "OTEL_TRACES_EXPORTER"
 PROTOCOL_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 EXPORTER_NAMES = ("none", "otlp", "console")
 
 
-class TracingConfigError(ValueError):
+class TracingConfigError(SettingsError):
     """An `OTEL_*` variable names an exporter or protocol that does not exist."""
 
 

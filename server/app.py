@@ -134,6 +134,9 @@ class GatewayApp:
             waited_s += STT_POLL_S
 
     async def stop(self) -> None:
+        """Drains: NOT_SERVING at once, open streams end after their current utterance's
+        final result, and whatever is left when the grace period is over is cancelled."""
+        self.servicer.drain(self.settings.drain_grace_s)
         await asyncio.gather(self.host.stop(self.settings.drain_grace_s), self.web.stop())
         await self.stt.close()
         if self.translate is not None:

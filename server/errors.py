@@ -21,6 +21,12 @@ class BackendUnavailableError(GatewayError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class DrainingError(GatewayError):
+    """The gateway is shutting down; the client should reconnect (to another replica)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class OverloadedError(GatewayError):
     """The backends are saturated; the message says when to retry."""
 

@@ -60,6 +60,8 @@ class EndReason(enum.Enum):
     """The client asked for a final result now."""
     END_OF_STREAM = "end_of_stream"
     """The client's audio ended."""
+    SHUTDOWN = "shutdown"
+    """The server is draining and the utterance outlasted the grace period."""
 
 
 @dataclass(frozen=True)

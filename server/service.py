@@ -13,7 +13,7 @@ from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from server import config
 from server.durations import duration
-from server.errors import GatewayError, InvalidRequestError
+from server.errors import DrainingError, GatewayError, InvalidRequestError
 from server.metrics import GatewayMetrics
 from server.rooms import CaptionRooms
 from server.settings import GatewaySettings
@@ -49,8 +49,24 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self._tracer = tracer
         self.metrics = metrics
         self.active_streams = 0
+        self._streams: set[RecognitionStream] = set()
+        self._drain_cut_s: float | None = None
+
+    def drain(self, grace_s: float) -> None:
+        """Refuses new streams and ends every open one at its next pause.
+
+        An utterance in progress may go on for half the grace period; the other half is
+        left for its final transcription and translation, so that what was said is
+        delivered before the server stops.
+        """
+        self._drain_cut_s = grace_s / 2
+        logger.info("draining %d streams", len(self._streams))
+        for stream in self._streams:
+            stream.drain(self._drain_cut_s)
 
     async def _open(self, options: config.StreamOptions, session_id: str) -> RecognitionStream:
+        if self._drain_cut_s is not None:
+            raise DrainingError("the gateway is shutting down; retry on another replica")
         model = await self._stt.resolve(options.model, options.language_code)
         await self._translator.check(
             options.language_code,
@@ -122,6 +138,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             yield speech_pb2.StreamingRecognizeResponse(
                 session=speech_pb2.SessionStarted(session_id=session_id, model=stream.model_name)
             )
+            self._streams.add(stream)
             with contextlib.ExitStack() as room:
                 if options.caption_room:
                     room.enter_context(self.rooms.speaking(options.caption_room))
@@ -129,10 +146,17 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                     if options.caption_room and response.HasField("result"):
                         self.rooms.publish(options.caption_room, session_id, response.result)
                     yield response
+            if stream.drained:
+                raise DrainingError(
+                    "the gateway is shutting down: this stream ended after the final result of "
+                    "its last utterance; reconnect to continue"
+                )
         except GatewayError as error:
             self.metrics.stream_errors.labels(transport, error.code.name).inc()
             raise
         finally:
+            if stream is not None:
+                self._streams.discard(stream)
             self.active_streams -= 1
             self.metrics.active_streams.labels(transport).dec()
             logger.info(

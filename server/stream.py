@@ -64,6 +64,7 @@ _END_REASONS = {
     EndReason.MAX_DURATION: speech_pb2.ENDPOINT_REASON_MAX_DURATION,
     EndReason.FINALIZE: speech_pb2.ENDPOINT_REASON_FINALIZE,
     EndReason.END_OF_STREAM: speech_pb2.ENDPOINT_REASON_END_OF_STREAM,
+    EndReason.SHUTDOWN: speech_pb2.ENDPOINT_REASON_SHUTDOWN,
 }
 
 
@@ -179,6 +180,10 @@ class RecognitionStream:
         self._finals: deque[_PendingFinal] = deque()
         self._wake = asyncio.Event()
         self._input_done = False
+        self._reader: asyncio.Task[None] | None = None
+        self._drain_cut: asyncio.TimerHandle | None = None
+        self.drained = False
+        """True when the stream ended because the server is draining."""
         self._revisions: Counter[int] = Counter()
         self._interim_task: asyncio.Task[None] | None = None
         self._interim_translation: asyncio.Task[None] | None = None
@@ -202,10 +207,8 @@ class RecognitionStream:
 
     async def run(self, requests: AsyncIterator[Request]) -> AsyncIterator[Response]:
         """Yields responses until the input ends and every final is out, or raises."""
-        tasks = [
-            asyncio.create_task(self._guard(self._read(requests))),
-            asyncio.create_task(self._guard(self._transcribe())),
-        ]
+        self._reader = asyncio.create_task(self._guard(self._read(requests)))
+        tasks = [self._reader, asyncio.create_task(self._guard(self._transcribe()))]
         try:
             while True:
                 item = await self._out.get()
@@ -219,8 +222,38 @@ class RecognitionStream:
                 if task is not None:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._drain_cut is not None:
+                self._drain_cut.cancel()
             self._decoder.close()
             self._spans.close()
+
+    def drain(self, cut_after_s: float) -> None:
+        """Ends the stream at its next pause, for a server that is shutting down.
+
+        The utterance in progress goes on until it ends by itself, or for `cut_after_s` at
+        most; then no more audio is read, its final result (and any still pending) is sent,
+        and the response stream ends with `drained` set.
+        """
+        if self._input_done or self.drained:
+            return
+        self.drained = True
+        if self._segmenter.state is SpeechState.INACTIVE:
+            self._stop_reading(None)
+        else:
+            self._drain_cut = asyncio.get_running_loop().call_later(
+                cut_after_s, self._stop_reading, EndReason.SHUTDOWN
+            )
+
+    def _stop_reading(self, cut: EndReason | None) -> None:
+        """Stops the reader between messages and flushes what it was building."""
+        if self._input_done:
+            return
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            self._reader.cancel()
+        if cut is not None:
+            self._handle(self._segmenter.finalize(cut))
+        self._input_done = True
+        self._wake.set()
 
     async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
         """Hands a task's failure to the response stream, which raises it to the client."""
@@ -332,6 +365,8 @@ class RecognitionStream:
         self._finals.append(
             _PendingFinal(utterance, self._last_audio_at, self._utterance_languages)
         )
+        if self.drained:
+            self._stop_reading(None)
         if self._options.single_utterance:
             self._speech_event(
                 EventType.SPEECH_EVENT_TYPE_END_OF_SINGLE_UTTERANCE,

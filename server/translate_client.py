@@ -33,8 +33,9 @@ class TranslateClient:
         self._pairs: dict[Pair, str] | None = None
 
     async def pairs(self) -> dict[Pair, str]:
-        """(source, target) -> the first backend serving it; asked once."""
-        if self._pairs is None:
+        """(source, target) -> the first backend serving it; asked until a replica serves
+        some (one still loading its backends answers none)."""
+        if not self._pairs:
             try:
                 response = await self._stub.ListLanguagePairs(
                     translate_pb2.ListLanguagePairsRequest(), timeout=self._timeout_s

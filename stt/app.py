@@ -30,7 +30,7 @@ class SttApp(Replica):
         self.work_metrics = WorkMetrics(self.metrics, "model")
         self.work_metrics.queue_depth.set_function(lambda: self.scheduler.queued)
         for name in settings.model_names:
-            self.work_metrics.state.labels(name).state("loading")
+            self.work_metrics.set_state(name, "loading")
         self.servicer = SttServicer(
             self.scheduler,
             default_model=settings.model,
@@ -61,12 +61,12 @@ class SttApp(Replica):
             except ModelError as error:
                 logger.error("model %s failed to load: %s", name, error)
                 self.servicer.mark_failed(name, str(error))
-                self.work_metrics.state.labels(name).state("failed")
+                self.work_metrics.set_state(name, "failed")
                 if is_default:
                     ready.set_exception(error)
                 continue
             self.scheduler.add_engine(engine)
-            self.work_metrics.state.labels(name).state("ready")
+            self.work_metrics.set_state(name, "ready")
             if is_default:
                 await host.set_serving()
                 ready.set_result(None)

@@ -33,7 +33,7 @@ class TranslateApp(Replica):
         self.work_metrics = WorkMetrics(self.metrics, "backend")
         self.work_metrics.queue_depth.set_function(lambda: self.batcher.queued)
         for name in settings.backend_names:
-            self.work_metrics.state.labels(name).state("loading")
+            self.work_metrics.set_state(name, "loading")
         self.servicer = TranslateServicer(
             self.batcher,
             backend_names=settings.backend_names,
@@ -59,11 +59,11 @@ class TranslateApp(Replica):
             except BackendError as error:
                 logger.error("backend %s failed to load: %s", name, error)
                 self.servicer.mark_failed(name, str(error))
-                self.work_metrics.state.labels(name).state("failed")
+                self.work_metrics.set_state(name, "failed")
                 failure = failure or error
                 continue
             self.batcher.add_backend(backend)
-            self.work_metrics.state.labels(name).state("ready")
+            self.work_metrics.set_state(name, "ready")
             logger.info("backend %s serving %d pairs", name, len(backend.pairs()))
         if failure is not None:
             ready.set_exception(failure)

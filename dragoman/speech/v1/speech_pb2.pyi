@@ -31,6 +31,7 @@ class EndpointReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENDPOINT_REASON_MAX_DURATION: _ClassVar[EndpointReason]
     ENDPOINT_REASON_FINALIZE: _ClassVar[EndpointReason]
     ENDPOINT_REASON_END_OF_STREAM: _ClassVar[EndpointReason]
+    ENDPOINT_REASON_SHUTDOWN: _ClassVar[EndpointReason]
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 AUDIO_ENCODING_LINEAR16: AudioEncoding
 AUDIO_ENCODING_COMPRESSED: AudioEncoding
@@ -44,6 +45,7 @@ ENDPOINT_REASON_SILENCE: EndpointReason
 ENDPOINT_REASON_MAX_DURATION: EndpointReason
 ENDPOINT_REASON_FINALIZE: EndpointReason
 ENDPOINT_REASON_END_OF_STREAM: EndpointReason
+ENDPOINT_REASON_SHUTDOWN: EndpointReason
 
 class RecognitionConfig(_message.Message):
     __slots__ = ("encoding", "sample_rate_hertz", "audio_channel_count", "language_code", "model", "enable_word_time_offsets", "translation_language_codes")

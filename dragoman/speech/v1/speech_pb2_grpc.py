@@ -33,7 +33,9 @@ class SpeechServiceStub:
     encoding or sample rate, a chunk that is not whole PCM frames, an oversize
     message), RESOURCE_EXHAUSTED (the service is overloaded; the message says
     when to retry), OUT_OF_RANGE (the stream is too long, or no audio arrived for
-    too long), UNAVAILABLE (no speech-to-text backend answered).
+    too long), UNAVAILABLE (no speech-to-text backend answered, or the gateway is
+    shutting down: a stream it drains gets the final result of the utterance in
+    progress first, then UNAVAILABLE, and may reconnect at once).
     """
 
     def __init__(self, channel):
@@ -67,7 +69,9 @@ class SpeechServiceServicer:
     encoding or sample rate, a chunk that is not whole PCM frames, an oversize
     message), RESOURCE_EXHAUSTED (the service is overloaded; the message says
     when to retry), OUT_OF_RANGE (the stream is too long, or no audio arrived for
-    too long), UNAVAILABLE (no speech-to-text backend answered).
+    too long), UNAVAILABLE (no speech-to-text backend answered, or the gateway is
+    shutting down: a stream it drains gets the final result of the utterance in
+    progress first, then UNAVAILABLE, and may reconnect at once).
     """
 
     def StreamingRecognize(self, request_iterator, context):
@@ -138,7 +142,9 @@ class SpeechService:
     encoding or sample rate, a chunk that is not whole PCM frames, an oversize
     message), RESOURCE_EXHAUSTED (the service is overloaded; the message says
     when to retry), OUT_OF_RANGE (the stream is too long, or no audio arrived for
-    too long), UNAVAILABLE (no speech-to-text backend answered).
+    too long), UNAVAILABLE (no speech-to-text backend answered, or the gateway is
+    shutting down: a stream it drains gets the final result of the utterance in
+    progress first, then UNAVAILABLE, and may reconnect at once).
     """
 
     @staticmethod

@@ -1,0 +1,73 @@
+"""Draining a gateway in-process: an utterance that outlasts the grace period is cut, its
+final result still sent, and new streams are refused."""
+
+import grpc
+import pytest
+
+from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from server.app import GatewayApp
+from server.settings import GatewaySettings
+from tests.conftest import DATA
+from tests.streaming import audio_requests, config_request, finals, paced, read_wav
+
+BEGIN = speech_pb2.SpeechEvent.SPEECH_EVENT_TYPE_ACTIVITY_BEGIN
+
+
+@pytest.fixture
+def gateway(stack):
+    """A gateway of its own, in front of the session's STT and translation services."""
+    settings = GatewaySettings(
+        host="127.0.0.1",
+        port=0,
+        http_port=0,
+        metrics_port=0,
+        stt_target=stack.stack.stt.address,
+        translate_target=stack.stack.translate.address,
+        drain_grace_s=1.0,
+    )
+
+    async def start() -> GatewayApp:
+        app = GatewayApp(settings)
+        await app.start()
+        return app
+
+    app = stack.loop.run(start())
+    yield app
+    stack.loop.run(app.stop())
+
+
+def test_an_utterance_longer_than_the_grace_is_cut_and_finalized(stack, gateway) -> None:
+    audio = read_wav(DATA / "en" / "jfk.wav")
+    requests = paced(
+        [config_request(audio, enable_speech_events=True), *audio_requests(audio)], 0.1
+    )
+    channel = grpc.insecure_channel(gateway.address)
+    call = speech_pb2_grpc.SpeechServiceStub(channel).StreamingRecognize(requests, timeout=60)
+    received = []
+    for response in call:
+        received.append(response)
+        if response.HasField("speech_event") and response.speech_event.type == BEGIN:
+            break
+    segment = received[-1].speech_event.segment_id
+
+    async def drain() -> None:
+        gateway.servicer.drain(grace_s=0.4)
+
+    stack.loop.run(drain())
+    with pytest.raises(grpc.RpcError) as caught:
+        received.extend(call)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    [cut] = finals(received)
+    assert cut.segment_id == segment
+    assert cut.endpoint_reason == speech_pb2.ENDPOINT_REASON_SHUTDOWN
+    assert cut.transcript
+
+    with pytest.raises(grpc.RpcError) as refused:
+        list(
+            speech_pb2_grpc.SpeechServiceStub(channel).StreamingRecognize(
+                iter([config_request(audio)]), timeout=30
+            )
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "retry on another replica" in refused.value.details()
+    channel.close()
