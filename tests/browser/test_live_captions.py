@@ -4,6 +4,7 @@ Chromium's fake microphone plays a speech WAV, so the page captures, resamples a
 it exactly as it would a person speaking; the test reads what the page shows.
 """
 
+import re
 import shutil
 import time
 import wave
@@ -138,6 +139,7 @@ def test_the_microphone_is_captioned_live_with_translations_and_a_room_follows(
     assert "interim" in styles, "interim captions were shown while speech went on"
     assert styles["interim"] != styles["final"], "interim text looks different from final"
     assert page.get_attribute("#status", "data-state") == "listening"
+    assert re.search(r"trace [0-9a-f]{32}", page.inner_text("#session")), "the page's trace id"
 
     _wait(
         lambda: SPOKEN in normalize(" ".join(_finals(listener, "#listen-captions"))),

@@ -13,6 +13,7 @@ import type { CaptionBoard } from "./captions";
 import { describeError } from "./errors";
 import type { LanguagePicker, Languages } from "./languages";
 import { setStatus } from "./status";
+import { newTrace, withTraceparent } from "./tracing";
 
 export type LiveState = "idle" | "connecting" | "listening" | "closing" | "stopped" | "error";
 
@@ -73,16 +74,17 @@ export class LiveCaptions {
     this.view.session.textContent = "";
     this.setState("connecting", "connecting…");
 
+    const trace = newTrace();
     let run: Run;
     try {
       run = this.run = {
-        session: new BridgeSession(this.bridgeUrl, config, {
+        session: new BridgeSession(withTraceparent(this.bridgeUrl, trace), config, {
           onOpen: () => {
             run.open = true;
             this.showListening(run);
           },
           onSession: ({ sessionId, model }) => {
-            this.view.session.textContent = `model ${model} · session ${sessionId}`;
+            this.view.session.textContent = `model ${model} · session ${sessionId} · trace ${trace.traceId}`;
           },
           onSpeechEvent: ({ type }) => {
             if (type === SpeechEvent_SpeechEventType.ACTIVITY_BEGIN) this.setActivity(true);
