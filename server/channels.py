@@ -6,7 +6,8 @@ replica to another, so failover needs no code of ours.
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import grpc
 
@@ -51,3 +52,32 @@ def open_channel(
         ],
         interceptors=list(interceptors),
     )
+
+
+class BackendClient:
+    """A client of one backend service, over one channel for all streams; a subclass names
+    the service and its stub class."""
+
+    service_name: str
+    stub_class: Callable[[grpc.aio.Channel], Any]
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout_s: float,
+        max_message_bytes: int,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
+        self.target = target
+        self._timeout_s = timeout_s
+        self._channel = open_channel(
+            target,
+            self.service_name,
+            max_message_bytes=max_message_bytes,
+            interceptors=interceptors,
+        )
+        self._stub = self.stub_class(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()

@@ -4,14 +4,13 @@ One channel for all streams, balanced over the replicas (see `server.channels`).
 """
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
 
 from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
-from server.channels import open_channel
+from server.channels import BackendClient
 from server.errors import InvalidRequestError, from_backend
 
 logger = logging.getLogger(__name__)
@@ -49,24 +48,13 @@ def pcm16(audio: np.ndarray) -> bytes:
     return (np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
-class SttClient:
+class SttClient(BackendClient):
     """Calls the STT service; backend failures become the gateway's domain errors."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout_s: float,
-        max_message_bytes: int,
-        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-    ) -> None:
-        self.target = target
-        self._timeout_s = timeout_s
-        self._channel = open_channel(
-            target, SERVICE_NAME, max_message_bytes=max_message_bytes, interceptors=interceptors
-        )
-        self._stub = stt_pb2_grpc.SttServiceStub(self._channel)
-        self._catalog: ModelCatalog | None = None
+    service_name = SERVICE_NAME
+    stub_class = stt_pb2_grpc.SttServiceStub
+    _stub: stt_pb2_grpc.SttServiceStub
+    _catalog: ModelCatalog | None = None
 
     async def catalog(self, *, refresh: bool = False) -> ModelCatalog:
         """The served models, asked once and remembered; asked again on `refresh` or while
@@ -96,6 +84,3 @@ class SttClient:
             return await self._stub.Transcribe(request, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as error:
             raise from_backend(error, "speech-to-text") from error
-
-    async def close(self) -> None:
-        await self._channel.close()

@@ -1,11 +1,9 @@
 """The gateway's client of the translation service."""
 
-from collections.abc import Sequence
-
 import grpc
 
 from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
-from server.channels import open_channel
+from server.channels import BackendClient
 from server.errors import from_backend
 
 SERVICE_NAME = translate_pb2.DESCRIPTOR.services_by_name["TranslateService"].full_name
@@ -13,24 +11,13 @@ SERVICE_NAME = translate_pb2.DESCRIPTOR.services_by_name["TranslateService"].ful
 Pair = tuple[str, str]
 
 
-class TranslateClient:
+class TranslateClient(BackendClient):
     """Calls the translation service; remembers which pairs it serves, by which backend."""
 
-    def __init__(
-        self,
-        target: str,
-        *,
-        timeout_s: float,
-        max_message_bytes: int,
-        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-    ) -> None:
-        self.target = target
-        self._timeout_s = timeout_s
-        self._channel = open_channel(
-            target, SERVICE_NAME, max_message_bytes=max_message_bytes, interceptors=interceptors
-        )
-        self._stub = translate_pb2_grpc.TranslateServiceStub(self._channel)
-        self._pairs: dict[Pair, str] | None = None
+    service_name = SERVICE_NAME
+    stub_class = translate_pb2_grpc.TranslateServiceStub
+    _stub: translate_pb2_grpc.TranslateServiceStub
+    _pairs: dict[Pair, str] | None = None
 
     async def pairs(self) -> dict[Pair, str]:
         """(source, target) -> the first backend serving it; asked until a replica serves
@@ -56,6 +43,3 @@ class TranslateClient:
             return await self._stub.Translate(request, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as error:
             raise from_backend(error, "translation") from error
-
-    async def close(self) -> None:
-        await self._channel.close()
