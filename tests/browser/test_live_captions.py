@@ -37,9 +37,12 @@ SPOKEN = "ask not what your country can do for you"
 
 @pytest.fixture(scope="module")
 def microphone(tmp_path_factory) -> Path:
-    """jfk.wav between silences: the fake microphone plays it once from the capture start."""
+    """jfk.wav twice, between silences: the fake microphone plays it once from the capture
+    start. The second time comes well after the first final result, so a language change
+    made on that result surely applies to it."""
     clip = samples(read_wav(DATA / "en" / "jfk.wav"))
-    audio = np.concatenate([silence(1.0, 16000), clip, silence(4.0, 16000)])
+    gap = silence(4.0, 16000)
+    audio = np.concatenate([silence(1.0, 16000), clip, gap, clip, gap])
     path = tmp_path_factory.mktemp("microphone") / "speech.wav"
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
@@ -119,20 +122,22 @@ def test_the_microphone_is_captioned_live_with_translations_and_a_room_follows(
 
         return check
 
-    _wait(watching_interims(lambda: bool(_finals(page, "#captions"))), 30, "a final caption")
-    page.check("input[name=target][value=pt]")
-    _wait(
-        watching_interims(
-            lambda: (
-                SPOKEN in normalize(" ".join(_finals(page, "#captions")))
-                and any("país" in t for t in _translations(page, "#captions", "pt"))
-            )
-        ),
-        40,
-        f"{SPOKEN!r} and its Portuguese translation",
-    )
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "live-captions.png"), full_page=True)
+    try:
+        _wait(watching_interims(lambda: bool(_finals(page, "#captions"))), 30, "a final caption")
+        page.check("input[name=target][value=pt]")
+        _wait(
+            watching_interims(
+                lambda: (
+                    SPOKEN in normalize(" ".join(_finals(page, "#captions")))
+                    and any("país" in t for t in _translations(page, "#captions", "pt"))
+                )
+            ),
+            60,
+            f"{SPOKEN!r} and its Portuguese translation",
+        )
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "live-captions.png"), full_page=True)
     first = page.locator("#captions .caption.final").first
     assert first.locator(".translation").count() == 0, "the change applies from the next line"
     styles["final"] = first.locator(".transcript").evaluate("e => getComputedStyle(e).color")
