@@ -100,7 +100,7 @@ def test_interim_results_grow_then_final_closes_the_segment(stack) -> None:
     audio = read_wav(DATA / "en" / "jfk.wav")
     requests = [config_request(audio, interim_results=True, enable_speech_events=True)]
     requests += list(audio_requests(audio, chunk_ms=100))
-    responses = list(stack.stub.StreamingRecognize(paced(requests, 0.05), timeout=120))
+    responses = list(stack.stub.StreamingRecognize(paced(requests, 0.1), timeout=120))
 
     assert responses[0].HasField("session")
     assert responses[0].session.model == "tiny.en"
