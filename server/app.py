@@ -10,6 +10,7 @@ from dragoman.tracing import Tracing
 from server.bridge import WebSocketBridge
 from server.errors import GatewayError
 from server.hallucination import HallucinationOptions
+from server.limits import StreamLimits
 from server.metrics import GatewayMetrics
 from server.rooms import CaptionRooms
 from server.service import SpeechServicer
@@ -62,6 +63,12 @@ class GatewayApp:
             interim_duty_cycle=settings.interim_duty_cycle,
             condition_on_previous=settings.condition_on_previous,
             hallucination=HallucinationOptions(),
+            limits=StreamLimits(
+                max_stream_s=settings.max_stream_s,
+                idle_timeout_s=settings.idle_timeout_s,
+                max_speedup=settings.max_speedup,
+                speedup_burst_s=settings.speedup_burst_s,
+            ),
         )
         rooms = CaptionRooms(
             backlog=settings.caption_backlog, listener_queue=settings.caption_listener_queue

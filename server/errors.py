@@ -21,6 +21,12 @@ class BackendUnavailableError(GatewayError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class StreamLimitError(GatewayError):
+    """The stream went on too long, or its audio stopped for too long."""
+
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class DrainingError(GatewayError):
     """The gateway is shutting down; the client should reconnect (to another replica)."""
 

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 from opentelemetry import trace
@@ -13,7 +13,7 @@ from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from server import config
 from server.durations import duration
-from server.errors import DrainingError, GatewayError, InvalidRequestError
+from server.errors import DrainingError, GatewayError, InvalidRequestError, OverloadedError
 from server.metrics import GatewayMetrics
 from server.rooms import CaptionRooms
 from server.settings import GatewaySettings
@@ -62,9 +62,17 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self._drain_cut_s = grace_s / 2
         logger.info("draining %d streams", len(self._streams))
         for stream in self._streams:
-            stream.drain(self._drain_cut_s)
+            stream.drain(
+                self._drain_cut_s,
+                DrainingError(
+                    "the gateway is shutting down: this stream ended after the final result "
+                    "of its last utterance; reconnect to continue"
+                ),
+            )
 
-    async def _open(self, options: config.StreamOptions, session_id: str) -> RecognitionStream:
+    async def _open(
+        self, options: config.StreamOptions, session_id: str, *, live: bool = True
+    ) -> RecognitionStream:
         if self._drain_cut_s is not None:
             raise DrainingError("the gateway is shutting down; retry on another replica")
         model = await self._stt.resolve(options.model, options.language_code)
@@ -83,6 +91,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             translator=self._translator,
             spans=UtteranceSpans(self._tracer, session_id=session_id, model=model.name),
             metrics=self.metrics,
+            live=live,
         )
 
     async def recognize_stream(
@@ -101,6 +110,11 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         trace.get_current_span().set_attribute("dragoman.session_id", session_id)
         stream: RecognitionStream | None = None
         try:
+            if self.active_streams > self._settings.max_streams:
+                raise OverloadedError(
+                    f"this gateway already serves its maximum of {self._settings.max_streams} "
+                    "streams; retry in a few seconds (another replica may have room)"
+                )
             first = await anext(requests, None)
             if first is None:
                 raise InvalidRequestError(
@@ -146,15 +160,14 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                     if options.caption_room and response.HasField("result"):
                         self.rooms.publish(options.caption_room, session_id, response.result)
                     yield response
-            if stream.drained:
-                raise DrainingError(
-                    "the gateway is shutting down: this stream ended after the final result of "
-                    "its last utterance; reconnect to continue"
-                )
+            if stream.ended_by is not None:
+                raise stream.ended_by
         except GatewayError as error:
             self.metrics.stream_errors.labels(transport, error.code.name).inc()
             raise
         finally:
+            if isinstance(requests, AsyncGenerator):
+                await requests.aclose()  # a stream left early is closed here, not by the GC
             if stream is not None:
                 self._streams.discard(stream)
             self.active_streams -= 1
@@ -197,13 +210,15 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             if not request.HasField("config"):
                 raise InvalidRequestError("config is required")
             options = config.parse(request.config, request.voice_activity, self._settings)
-            stream = await self._open(options, session_id)
+            stream = await self._open(options, session_id, live=False)
             chunks = _chunks(request.audio_content, options)
             results = [
                 response.result
                 async for response in stream.run(chunks)
                 if response.HasField("result")
             ]
+            if stream.ended_by is not None:
+                raise stream.ended_by
         except GatewayError as error:
             await context.abort(error.code, str(error))
         except Exception:

@@ -63,6 +63,35 @@ class GatewaySettings(ServiceSettings):
         description="Largest audio chunk in a StreamingRecognize message; larger gets "
         "INVALID_ARGUMENT",
     )
+    max_streams: int = Field(
+        64,
+        gt=0,
+        description="Concurrent streams (gRPC and WebSocket) this gateway takes; more get "
+        "RESOURCE_EXHAUSTED",
+    )
+    max_stream_s: float = Field(
+        4 * 3600.0,
+        gt=0,
+        description="Longest stream, in seconds of audio; longer gets OUT_OF_RANGE after the "
+        "final result of the utterance in progress",
+    )
+    idle_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A stream that sends no audio for this long gets OUT_OF_RANGE",
+    )
+    max_speedup: float = Field(
+        10.0,
+        gt=0,
+        description="How many times faster than real time audio may arrive, after the burst "
+        "below; faster gets RESOURCE_EXHAUSTED",
+    )
+    speedup_burst_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds of audio a stream may send ahead of that pace (a client's buffer, "
+        "a file sent at once)",
+    )
     interim_interval_s: float = Field(
         0.4,
         gt=0,

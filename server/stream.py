@@ -34,6 +34,7 @@ from server.config import StreamOptions, parse_languages
 from server.durations import duration
 from server.errors import GatewayError, InvalidRequestError
 from server.hallucination import HallucinationOptions, screen
+from server.limits import AudioPace, StreamLimits
 from server.metrics import GatewayMetrics
 from server.segmenter import (
     TRAILING_SILENCE_S,
@@ -79,6 +80,7 @@ class StreamTuning:
     free so that a final is not stuck behind an interim that cannot be interrupted."""
     condition_on_previous: bool
     hallucination: HallucinationOptions
+    limits: StreamLimits
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,10 @@ class RecognitionStream:
         translator: Translator,
         spans: UtteranceSpans,
         metrics: GatewayMetrics,
+        live: bool = True,
     ) -> None:
+        """`live` streams are held to the pace and idle limits; Recognize's whole file is
+        not."""
         self._options = options
         self._spans = spans
         self._metrics = metrics
@@ -182,8 +187,10 @@ class RecognitionStream:
         self._input_done = False
         self._reader: asyncio.Task[None] | None = None
         self._drain_cut: asyncio.TimerHandle | None = None
-        self.drained = False
-        """True when the stream ended because the server is draining."""
+        self._live = live
+        self._pace = AudioPace(tuning.limits, started_at=time.monotonic(), live=live)
+        self.ended_by: GatewayError | None = None
+        """Why the server ended the stream after its last final (draining, a limit)."""
         self._revisions: Counter[int] = Counter()
         self._interim_task: asyncio.Task[None] | None = None
         self._interim_translation: asyncio.Task[None] | None = None
@@ -209,6 +216,8 @@ class RecognitionStream:
         """Yields responses until the input ends and every final is out, or raises."""
         self._reader = asyncio.create_task(self._guard(self._read(requests)))
         tasks = [self._reader, asyncio.create_task(self._guard(self._transcribe()))]
+        if self._live:
+            tasks.append(asyncio.create_task(self._watch_idle()))
         try:
             while True:
                 item = await self._out.get()
@@ -227,22 +236,38 @@ class RecognitionStream:
             self._decoder.close()
             self._spans.close()
 
-    def drain(self, cut_after_s: float) -> None:
+    def drain(self, cut_after_s: float, reason: GatewayError) -> None:
         """Ends the stream at its next pause, for a server that is shutting down.
 
         The utterance in progress goes on until it ends by itself, or for `cut_after_s` at
         most; then no more audio is read, its final result (and any still pending) is sent,
-        and the response stream ends with `drained` set.
+        and the response stream ends with `ended_by` set to `reason`.
         """
-        if self._input_done or self.drained:
+        if self._input_done or self.ended_by is not None:
             return
-        self.drained = True
+        self.ended_by = reason
         if self._segmenter.state is SpeechState.INACTIVE:
             self._stop_reading(None)
         else:
             self._drain_cut = asyncio.get_running_loop().call_later(
                 cut_after_s, self._stop_reading, EndReason.SHUTDOWN
             )
+
+    def _end_now(self, reason: GatewayError) -> None:
+        """Ends the stream at once for a broken limit; what was said still gets its final."""
+        if self._input_done:
+            return
+        self.ended_by = reason
+        self._stop_reading(EndReason.END_OF_STREAM)
+
+    async def _watch_idle(self) -> None:
+        idle_timeout_s = self._tuning.limits.idle_timeout_s
+        while not self._input_done:
+            silent_s = time.monotonic() - self._last_audio_at
+            if silent_s >= idle_timeout_s:
+                self._end_now(self._pace.idle_error())
+                return
+            await asyncio.sleep(idle_timeout_s - silent_s)
 
     def _stop_reading(self, cut: EndReason | None) -> None:
         """Stops the reader between messages and flushes what it was building."""
@@ -268,17 +293,9 @@ class RecognitionStream:
 
     async def _read(self, requests: AsyncIterator[Request]) -> None:
         async for request in requests:
-            kind = request.WhichOneof("streaming_request")
-            if kind == "audio_content":
-                self._on_audio(request.audio_content)
-            elif kind == "control":
+            self._on_request(request)
+            if request.WhichOneof("streaming_request") == "control":
                 await self._on_control(request.control)
-            elif kind == "streaming_config":
-                raise InvalidRequestError(
-                    "streaming_config may only be sent in the first message of a stream"
-                )
-            else:
-                raise InvalidRequestError("empty message: set audio_content or control")
             if self._input_done:
                 return
         tail = self._decoder.flush()
@@ -287,6 +304,17 @@ class RecognitionStream:
         self._handle(self._segmenter.finalize(EndReason.END_OF_STREAM))
         self._input_done = True
         self._wake.set()
+
+    def _on_request(self, request: Request) -> None:
+        kind = request.WhichOneof("streaming_request")
+        if kind == "audio_content":
+            self._on_audio(request.audio_content)
+        elif kind == "streaming_config":
+            raise InvalidRequestError(
+                "streaming_config may only be sent in the first message of a stream"
+            )
+        elif kind != "control":
+            raise InvalidRequestError("empty message: set audio_content or control")
 
     async def _on_control(self, control: speech_pb2.StreamingControl) -> None:
         action = control.WhichOneof("action")
@@ -321,6 +349,9 @@ class RecognitionStream:
         self._count_audio(len(samples))
         self._handle(self._segmenter.push(samples))
         self._wake.set()
+        broken = self._pace.check(self.audio_seconds, self._last_audio_at)
+        if broken is not None:
+            self._end_now(broken)
 
     def _count_audio(self, samples: int) -> None:
         seconds = samples / SAMPLE_RATE_HZ
@@ -365,7 +396,7 @@ class RecognitionStream:
         self._finals.append(
             _PendingFinal(utterance, self._last_audio_at, self._utterance_languages)
         )
-        if self.drained:
+        if self.ended_by is not None:
             self._stop_reading(None)
         if self._options.single_utterance:
             self._speech_event(

@@ -5,6 +5,7 @@ would in their own process; tests talk to them through ordinary synchronous gRPC
 """
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 from dragoman.edge import Edge, EdgeSettings
 from dragoman.embedded import EmbeddedStack
 from dragoman.speech.v1 import speech_pb2_grpc
+from server.app import GatewayApp
 from server.settings import GatewaySettings
 from stt.settings import SttSettings
 from translate.settings import TranslateSettings
@@ -130,3 +132,31 @@ def edge(stack: RunningStack) -> Iterator[Edge]:
     stack.loop.run(edge.start())
     yield edge
     stack.loop.run(edge.stop())
+
+
+@contextlib.contextmanager
+def own_gateway(stack: RunningStack, **settings: Any) -> Iterator[GatewayApp]:
+    """A gateway of its own with `settings`, in front of the session's STT and translation
+    services: for limits and draining, which must not touch the shared gateway."""
+    assert stack.stack.stt is not None
+    assert stack.stack.translate is not None
+    defaults = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "http_port": 0,
+        "metrics_port": 0,
+        "stt_target": stack.stack.stt.address,
+        "translate_target": stack.stack.translate.address,
+        "drain_grace_s": 1.0,
+    }
+
+    async def start() -> GatewayApp:
+        app = GatewayApp(GatewaySettings(**(defaults | settings)))
+        await app.start()
+        return app
+
+    app = stack.loop.run(start())
+    try:
+        yield app
+    finally:
+        stack.loop.run(app.stop())

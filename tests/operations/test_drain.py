@@ -5,9 +5,7 @@ import grpc
 import pytest
 
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
-from server.app import GatewayApp
-from server.settings import GatewaySettings
-from tests.conftest import DATA
+from tests.conftest import DATA, own_gateway
 from tests.streaming import audio_requests, config_request, finals, paced, read_wav
 
 BEGIN = speech_pb2.SpeechEvent.SPEECH_EVENT_TYPE_ACTIVITY_BEGIN
@@ -15,25 +13,8 @@ BEGIN = speech_pb2.SpeechEvent.SPEECH_EVENT_TYPE_ACTIVITY_BEGIN
 
 @pytest.fixture
 def gateway(stack):
-    """A gateway of its own, in front of the session's STT and translation services."""
-    settings = GatewaySettings(
-        host="127.0.0.1",
-        port=0,
-        http_port=0,
-        metrics_port=0,
-        stt_target=stack.stack.stt.address,
-        translate_target=stack.stack.translate.address,
-        drain_grace_s=1.0,
-    )
-
-    async def start() -> GatewayApp:
-        app = GatewayApp(settings)
-        await app.start()
-        return app
-
-    app = stack.loop.run(start())
-    yield app
-    stack.loop.run(app.stop())
+    with own_gateway(stack) as app:
+        yield app
 
 
 def test_an_utterance_longer_than_the_grace_is_cut_and_finalized(stack, gateway) -> None:
