@@ -14,8 +14,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dragoman.auth import Authenticator, AuthInterceptor
 from dragoman.logs import segment_id_var, session_id_var
 from dragoman.metrics import Metrics
+from dragoman.tls import TlsFiles, server_credentials
 from dragoman.tracing import Tracing
 
 logger = logging.getLogger(__name__)
@@ -67,13 +69,22 @@ class ServiceHost:
         max_message_bytes: int,
         tracing: Tracing,
         metrics: Metrics,
+        tls: TlsFiles,
+        authenticator: Authenticator | None = None,
     ) -> None:
+        """`authenticator` guards every method but health and reflection when it is
+        enabled; `tls` names the certificates of the port (none: plaintext)."""
         self.service_names = list(service_names)
         self.tracing = tracing
         self.metrics = metrics
+        self._credentials = server_credentials(
+            tls.tls_cert_file, tls.tls_key_file, tls.tls_client_ca_file
+        )
+        interceptors = [tracing.server_interceptor(), metrics.interceptor()]
+        if authenticator is not None and authenticator.enabled:
+            interceptors.append(AuthInterceptor(authenticator))
         self.server = grpc.aio.server(
-            options=channel_options(max_message_bytes),
-            interceptors=[tracing.server_interceptor(), metrics.interceptor()],
+            options=channel_options(max_message_bytes), interceptors=interceptors
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -87,7 +98,12 @@ class ServiceHost:
         )
         for name in ["", *self.service_names]:
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        address = f"{host}:{port}"
+        self.port = (
+            self.server.add_secure_port(address, self._credentials)
+            if self._credentials is not None
+            else self.server.add_insecure_port(address)
+        )
         await self.server.start()
         self.metrics.start(host, metrics_port)
         return self.port
@@ -122,7 +138,7 @@ async def run_until_signal(
         await stop()
 
 
-class ReplicaSettings(Protocol):
+class ReplicaSettings(TlsFiles, Protocol):
     host: str
     port: int
     max_message_bytes: int
@@ -169,6 +185,7 @@ class Replica:
             max_message_bytes=self.settings.max_message_bytes,
             tracing=self.tracing,
             metrics=self.metrics,
+            tls=self.settings,
         )
         self._register(self._host.server)
         port = await self._host.start(

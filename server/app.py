@@ -3,9 +3,11 @@
 import asyncio
 import logging
 
+from dragoman.auth import Authenticator
 from dragoman.metrics import Metrics
 from dragoman.serving import ServiceHost, run_until_signal
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.tls import channel_credentials
 from dragoman.tracing import Tracing
 from server.bridge import WebSocketBridge
 from server.errors import GatewayError
@@ -35,25 +37,34 @@ class GatewayApp:
         self.settings = settings
         tracing = Tracing("dragoman-gateway")
         self.metrics = Metrics("gateway")
+        authenticator = Authenticator(
+            tokens_file=settings.auth_tokens_file,
+            jwt_hs256_secret_file=settings.auth_jwt_hs256_secret_file,
+            jwt_rs256_public_key_file=settings.auth_jwt_rs256_public_key_file,
+            jwt_audience=settings.auth_jwt_audience,
+            jwt_issuer=settings.auth_jwt_issuer,
+        )
         self.host = ServiceHost(
             [SERVICE_NAME],
             max_message_bytes=settings.max_message_bytes,
             tracing=tracing,
             metrics=self.metrics,
+            tls=settings,
+            authenticator=authenticator,
         )
-        self.stt = SttClient(
-            settings.stt_target,
-            timeout_s=settings.stt_timeout_s,
-            max_message_bytes=settings.max_message_bytes,
-            interceptors=tracing.client_interceptors(),
-        )
+        backend = {
+            "timeout_s": settings.stt_timeout_s,
+            "max_message_bytes": settings.max_message_bytes,
+            "interceptors": tracing.client_interceptors(),
+            "credentials": channel_credentials(
+                settings.backend_tls_ca_file,
+                settings.backend_tls_cert_file,
+                settings.backend_tls_key_file,
+            ),
+        }
+        self.stt = SttClient(settings.stt_target, **backend)
         self.translate = (
-            TranslateClient(
-                settings.translate_target,
-                timeout_s=settings.stt_timeout_s,
-                max_message_bytes=settings.max_message_bytes,
-                interceptors=tracing.client_interceptors(),
-            )
+            TranslateClient(settings.translate_target, **backend)
             if settings.translate_target
             else None
         )
@@ -86,7 +97,10 @@ class GatewayApp:
         speech_pb2_grpc.add_SpeechServiceServicer_to_server(self.servicer, self.host.server)
         self.web = WebServer(
             WebSocketBridge(
-                self.servicer, max_message_bytes=settings.max_message_bytes, tracer=tracing.tracer
+                self.servicer,
+                max_message_bytes=settings.max_message_bytes,
+                tracer=tracing.tracer,
+                authenticator=authenticator,
             ),
             settings.web_root,
             drain_grace_s=settings.drain_grace_s,

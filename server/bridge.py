@@ -15,6 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from google.protobuf import json_format
 from opentelemetry import propagate, trace
 
+from dragoman.auth import RECOGNIZE, Authenticator, AuthError
 from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, websocket_pb2
 from server.errors import ClientGoneError, GatewayError, InvalidRequestError
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 PATH = "/ws/v1/recognize"
 JSON_PROTOCOL = "dragoman.speech.v1.json"
 PROTO_PROTOCOL = "dragoman.speech.v1.proto"
+BEARER_PROTOCOL = "dragoman.bearer."
 CLOSE_CODE_BASE = 4000
 HEARTBEAT_S = 30.0
 """Pings find peers that vanished without closing (a closed laptop lid)."""
@@ -39,11 +41,17 @@ class WebSocketBridge:
     """Serves `PATH`: one WebSocket is one StreamingRecognize stream."""
 
     def __init__(
-        self, servicer: SpeechServicer, *, max_message_bytes: int, tracer: trace.Tracer
+        self,
+        servicer: SpeechServicer,
+        *,
+        max_message_bytes: int,
+        tracer: trace.Tracer,
+        authenticator: Authenticator,
     ) -> None:
         self._servicer = servicer
         self._max_message_bytes = max_message_bytes
         self._tracer = tracer
+        self._authenticator = authenticator
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(
@@ -53,6 +61,13 @@ class WebSocketBridge:
         )
         await socket.prepare(request)
         send = _sender(socket)
+        if self._authenticator.enabled:
+            try:
+                self._authenticator.check(f"Bearer {_token(request)}", RECOGNIZE)
+            except AuthError as error:
+                logger.info("bridge refused: %s", error)
+                await _fail(socket, send, error.code, error.public_message)
+                return socket
         session_id = uuid.uuid4().hex
         session_id_var.set(session_id)
         peer = f"websocket:{request.remote}"
@@ -86,6 +101,23 @@ class WebSocketBridge:
             await _fail(socket, send, grpc.StatusCode.INTERNAL, internal_error(session_id))
         else:
             await socket.close(code=WSCloseCode.OK)
+
+
+def _token(request: web.Request) -> str:
+    """The bearer token: a browser's WebSocket cannot send headers, so it comes as the
+    `access_token` query parameter or as a subprotocol `dragoman.bearer.<token>` offered
+    beside the encoding one; other clients may send the usual header."""
+    offered = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+    from_protocol = next(
+        (
+            p.strip()[len(BEARER_PROTOCOL) :]
+            for p in offered
+            if p.strip().startswith(BEARER_PROTOCOL)
+        ),
+        "",
+    )
+    header = request.headers.get("Authorization", "").partition(" ")[2]
+    return request.query.get("access_token") or from_protocol or header
 
 
 def _trace_carrier(request: web.Request) -> dict[str, str]:

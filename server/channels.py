@@ -41,17 +41,20 @@ def open_channel(
     *,
     max_message_bytes: int,
     interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> grpc.aio.Channel:
-    """`interceptors` are the tracing ones: they carry the caller's trace to the backend."""
-    return grpc.aio.insecure_channel(
-        target,
-        options=[
-            *channel_options(max_message_bytes),
-            ("grpc.service_config", service_config(service)),
-            ("grpc.enable_retries", 1),
-        ],
-        interceptors=list(interceptors),
-    )
+    """`interceptors` are the tracing ones: they carry the caller's trace to the backend;
+    `credentials` make it TLS (None: plaintext)."""
+    options = [
+        *channel_options(max_message_bytes),
+        ("grpc.service_config", service_config(service)),
+        ("grpc.enable_retries", 1),
+    ]
+    if credentials is not None:
+        return grpc.aio.secure_channel(
+            target, credentials, options=options, interceptors=list(interceptors)
+        )
+    return grpc.aio.insecure_channel(target, options=options, interceptors=list(interceptors))
 
 
 class BackendClient:
@@ -68,6 +71,7 @@ class BackendClient:
         timeout_s: float,
         max_message_bytes: int,
         interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.target = target
         self._timeout_s = timeout_s
@@ -76,6 +80,7 @@ class BackendClient:
             self.service_name,
             max_message_bytes=max_message_bytes,
             interceptors=interceptors,
+            credentials=credentials,
         )
         self._stub = self.stub_class(self._channel)
 

@@ -5,9 +5,10 @@ from pydantic_settings import SettingsConfigDict
 
 from dragoman.serving import MiB
 from dragoman.settings import ServiceSettings
+from dragoman.tls import ServerTlsSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ServiceSettings, ServerTlsSettings):
     """The public API server: where it listens, where STT is, and the stream defaults."""
 
     model_config = SettingsConfigDict(env_prefix="DRAGOMAN_GATEWAY_")
@@ -48,6 +49,30 @@ class GatewaySettings(ServiceSettings):
         description="gRPC target of the translation service; empty: only Whisper's "
         "speech-to-English and same-language targets are served",
     )
+    backend_tls_ca_file: str = Field(
+        "",
+        description="PEM CA of the STT and translation services' certificates: TLS on the "
+        "internal hops; empty: plaintext",
+    )
+    backend_tls_cert_file: str = Field(
+        "", description="PEM client certificate for the internal hops, when they want mutual TLS"
+    )
+    backend_tls_key_file: str = Field("", description="PEM key of that client certificate")
+    auth_tokens_file: str = Field(
+        "",
+        description="File of accepted bearer tokens, one per line: `<token> [scope,scope]` "
+        "(scopes: recognize, captions; none: all)",
+    )
+    auth_jwt_hs256_secret_file: str = Field(
+        "", description="File holding the HS256 secret that JWT bearer tokens are signed with"
+    )
+    auth_jwt_rs256_public_key_file: str = Field(
+        "", description="PEM public key that RS256 JWT bearer tokens are signed with"
+    )
+    auth_jwt_audience: str = Field(
+        "dragoman", description="The `aud` a JWT must carry; `exp` is required too"
+    )
+    auth_jwt_issuer: str = Field("", description="The `iss` a JWT must carry; empty: any")
     stt_timeout_s: float = Field(
         30.0, gt=0, description="Deadline of one STT or translation call, in seconds"
     )

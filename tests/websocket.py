@@ -52,14 +52,19 @@ def audio_frames(audio: PcmAudio, chunk_ms: int = 100) -> list[bytes]:
 
 
 async def converse(
-    url: str, frames: Iterable[Frame], *, protocol: str = JSON_PROTOCOL, timeout_s: float = 120
+    url: str,
+    frames: Iterable[Frame],
+    *,
+    protocol: str = JSON_PROTOCOL,
+    extra_protocols: Iterable[str] = (),
+    timeout_s: float = 120,
 ) -> Conversation:
     """Sends every frame, then reads until the server closes the socket."""
     messages: list[websocket_pb2.WebSocketResponse] = []
     timeout = aiohttp.ClientWSTimeout(ws_close=timeout_s)
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(url, protocols=[protocol], timeout=timeout) as socket,
+        session.ws_connect(url, protocols=[protocol, *extra_protocols], timeout=timeout) as socket,
     ):
         assert socket.protocol == protocol
         for frame in frames:

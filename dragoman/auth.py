@@ -1,0 +1,185 @@
+"""Bearer-token authentication of the public API: static tokens and JWTs.
+
+A token names what it may do with scopes: `recognize` (StreamingRecognize, Recognize and
+the WebSocket bridge) and `captions` (StreamCaptions; `recognize` includes it). A token
+without scopes may do everything. Refusals say only what the caller must do, never why a
+token failed (expired, bad signature, unknown): that detail is logged, not returned.
+Health checks and reflection stay open, so probes and grpcurl's `list` need no token.
+"""
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import jwt
+
+from dragoman.settings import SettingsError
+
+logger = logging.getLogger(__name__)
+
+RECOGNIZE = "recognize"
+CAPTIONS = "captions"
+ALL_SCOPES = frozenset({RECOGNIZE, CAPTIONS})
+OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+METHOD_SCOPES = {"StreamCaptions": CAPTIONS}
+"""Methods that need less than `recognize`; every other method needs `recognize`."""
+LEEWAY_S = 30
+UNAUTHENTICATED_MESSAGE = "authentication required: send 'authorization: Bearer <token>'"
+PERMISSION_DENIED_MESSAGE = "this token does not grant access to this method"
+
+
+class AuthError(Exception):
+    """A refused call; `code` is UNAUTHENTICATED or PERMISSION_DENIED."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+    @property
+    def public_message(self) -> str:
+        if self.code == grpc.StatusCode.PERMISSION_DENIED:
+            return PERMISSION_DENIED_MESSAGE
+        return UNAUTHENTICATED_MESSAGE
+
+
+@dataclass(frozen=True)
+class JwtKey:
+    algorithm: str
+    key: Any
+
+
+class Authenticator:
+    """Checks bearer tokens against a token file and JWT keys; built once at start-up."""
+
+    def __init__(
+        self,
+        *,
+        tokens_file: str = "",
+        jwt_hs256_secret_file: str = "",
+        jwt_rs256_public_key_file: str = "",
+        jwt_audience: str = "",
+        jwt_issuer: str = "",
+    ) -> None:
+        self._tokens = _read_tokens(tokens_file) if tokens_file else {}
+        self._jwt_keys = []
+        if jwt_hs256_secret_file:
+            self._jwt_keys.append(JwtKey("HS256", _read(jwt_hs256_secret_file).strip()))
+        if jwt_rs256_public_key_file:
+            self._jwt_keys.append(JwtKey("RS256", _read(jwt_rs256_public_key_file)))
+        if self._jwt_keys and not jwt_audience:
+            raise SettingsError("JWT authentication needs an audience (auth_jwt_audience)")
+        self._audience = jwt_audience
+        self._issuer = jwt_issuer or None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._tokens or self._jwt_keys)
+
+    def check(self, authorization: str, scope: str) -> None:
+        """Raises AuthError unless `authorization` ("Bearer <token>") grants `scope`."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "no bearer token")
+        scopes = self._scopes(token.strip())
+        if scope not in scopes and not (scope == CAPTIONS and RECOGNIZE in scopes):
+            raise AuthError(grpc.StatusCode.PERMISSION_DENIED, f"token lacks scope {scope}")
+
+    def _scopes(self, token: str) -> frozenset[str]:
+        for known, scopes in self._tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                return scopes
+        reasons = []
+        for key in self._jwt_keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key.key,
+                    algorithms=[key.algorithm],
+                    audience=self._audience,
+                    issuer=self._issuer,
+                    leeway=LEEWAY_S,
+                    options={"require": ["exp", "aud"]},
+                )
+            except jwt.InvalidTokenError as error:
+                reasons.append(f"{key.algorithm}: {error}")
+                continue
+            scope = claims.get("scope")
+            return frozenset(scope.split()) if isinstance(scope, str) else ALL_SCOPES
+        raise AuthError(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "; ".join(reasons) or "unknown token",
+        )
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).expanduser().read_text()
+    except OSError as error:
+        raise SettingsError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _read_tokens(path: str) -> dict[str, frozenset[str]]:
+    """Lines of `<token> [scope,scope]`; blank lines and `#` comments are skipped."""
+    tokens: dict[str, frozenset[str]] = {}
+    for number, line in enumerate(_read(path).splitlines(), start=1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        scopes = frozenset(fields[1].split(",")) if len(fields) > 1 else ALL_SCOPES
+        if not scopes <= ALL_SCOPES:
+            raise SettingsError(
+                f"{path}:{number}: unknown scope in {fields[1]!r}; use "
+                f"{', '.join(sorted(ALL_SCOPES))}"
+            )
+        tokens[fields[0]] = scopes
+    if not tokens:
+        raise SettingsError(f"{path} holds no token")
+    return tokens
+
+
+def method_scope(method: str) -> str:
+    """The scope a full method name (`/pkg.Service/Method`) needs."""
+    return METHOD_SCOPES.get(method.rsplit("/", 1)[-1], RECOGNIZE)
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses calls without a token that grants their method."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        handler = await continuation(handler_call_details)
+        if handler is None or method.startswith(OPEN_PREFIXES):
+            return handler
+        metadata: Mapping[str, Any] = dict(handler_call_details.invocation_metadata or ())
+        try:
+            self._authenticator.check(str(metadata.get("authorization", "")), method_scope(method))
+        except AuthError as error:
+            logger.info("refused %s: %s", method, error)
+            return _refusal(handler, error)
+        return handler
+
+
+def _refusal(handler: grpc.RpcMethodHandler, error: AuthError) -> grpc.RpcMethodHandler:
+    """`handler` with its behaviour replaced by an abort with the error's status (a
+    coroutine serves every kind: streaming handlers may write instead of yielding)."""
+
+    async def refuse(request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(error.code, error.public_message)
+
+    kind = next(
+        name
+        for name in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+        if getattr(handler, name) is not None
+    )
+    return handler._replace(**{kind: refuse})
