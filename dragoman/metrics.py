@@ -34,6 +34,12 @@ class Metrics:
             ["method", "code"],
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            f"{self.prefix}_calls_in_flight",
+            "Calls being answered now, by method",
+            ["method"],
+            registry=self.registry,
+        )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -52,7 +58,7 @@ class Metrics:
             self._server = None
 
     def interceptor(self) -> grpc.aio.ServerInterceptor:
-        return _CallCounter(self.calls)
+        return _CallCounter(self.calls, self.in_flight)
 
 
 def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
@@ -67,8 +73,9 @@ def _code(context: grpc.aio.ServicerContext, error: BaseException | None) -> str
 class _CallCounter(grpc.aio.ServerInterceptor):
     """Counts every finished call by method and status code."""
 
-    def __init__(self, calls: Counter) -> None:
+    def __init__(self, calls: Counter, in_flight: Gauge) -> None:
         self._calls = calls
+        self._in_flight = in_flight
 
     async def intercept_service(
         self,
@@ -93,7 +100,8 @@ class _CallCounter(grpc.aio.ServerInterceptor):
     def _unary(self, behavior: Handler, method: str) -> Handler:
         async def counted(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                response = await behavior(request, context)
+                with self._in_flight.labels(method).track_inprogress():
+                    response = await behavior(request, context)
             except BaseException as error:
                 self._count(method, context, error)
                 raise
@@ -105,12 +113,13 @@ class _CallCounter(grpc.aio.ServerInterceptor):
     def _streaming(self, behavior: Handler, method: str) -> Handler:
         async def counted(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                responses = behavior(request, context)
-                if inspect.isasyncgen(responses):
-                    async for response in responses:
-                        yield response
-                else:
-                    await responses  # a handler that writes with context.write (health Watch)
+                with self._in_flight.labels(method).track_inprogress():
+                    responses = behavior(request, context)
+                    if inspect.isasyncgen(responses):
+                        async for response in responses:
+                            yield response
+                    else:
+                        await responses  # a handler that writes with context.write (Watch)
             except BaseException as error:
                 self._count(method, context, error)
                 raise

@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
 
 from dragoman.auth import Authenticator, AuthInterceptor
 from dragoman.logs import segment_id_var, session_id_var
@@ -23,6 +24,8 @@ from dragoman.tracing import Tracing
 logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+PREVIOUS_ATTEMPTS = "grpc-previous-rpc-attempts"
+"""Metadata gRPC adds to a retried call: how many attempts came before."""
 T = TypeVar("T")
 ErrorCodes = Sequence[tuple[type[Exception], grpc.StatusCode]]
 """A service's one mapping of its domain errors to the status codes callers get."""
@@ -45,9 +48,19 @@ async def answer(
     segment_id: int = 0,
 ) -> T:
     """Runs one internal call with the caller's session and segment ids on every log line,
-    and aborts with the mapped status when it raises one of the service's domain errors."""
+    and aborts with the mapped status when it raises one of the service's domain errors.
+
+    A call that gRPC's retry policy moved here from a failed replica says so: its span
+    carries `dragoman.previous_attempts`, so the trace shows the failover."""
     session_token = session_id_var.set(session_id)
     segment_token = segment_id_var.set(segment_id)
+    metadata = dict(context.invocation_metadata() or ())
+    previous = int(metadata.get(PREVIOUS_ATTEMPTS, 0) or 0)
+    span = trace.get_current_span()
+    span.set_attributes({"dragoman.session_id": session_id, "dragoman.segment_id": segment_id})
+    if previous:
+        span.set_attribute("dragoman.previous_attempts", previous)
+        logger.info("retried call: %d earlier attempts failed elsewhere", previous)
     try:
         return await call
     except tuple(error_type for error_type, _ in codes) as error:

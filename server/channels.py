@@ -49,6 +49,9 @@ def open_channel(
         *channel_options(max_message_bytes),
         ("grpc.service_config", service_config(service)),
         ("grpc.enable_retries", 1),
+        # A call is retried from a copy of its request; keep room for the largest one, or
+        # a long utterance's final would not be retried when its replica dies.
+        ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
     ]
     if credentials is not None:
         return grpc.aio.secure_channel(

@@ -6,15 +6,11 @@ health is watched from before its STT service exists until after SIGTERM.
 
 import asyncio
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,65 +18,20 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 from dragoman.edge import Edge, EdgeSettings
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.conftest import DATA
 from tests.grpc_web import HEADERS, frame
+from tests.otlp import Collector, ReceivedSpan, running_collector
+from tests.processes import Processes, free_port, wait_serving
 from tests.streaming import audio_requests, config_request, finals, paced, read_wav
 from tests.websocket import END_OF_AUDIO, audio_frames, config_frame, converse
 
-BIN = Path(sys.executable).parent
 GATEWAY_SERVICE = "dragoman.speech.v1.SpeechService"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN_ID = "00f067aa0ba902b7"
 DRAIN_GRACE_S = 8.0
-
-
-@dataclass
-class ReceivedSpan:
-    service: str
-    span: trace_pb2.Span
-
-    @property
-    def trace_id(self) -> str:
-        return self.span.trace_id.hex()
-
-    @property
-    def attributes(self) -> dict[str, object]:
-        return {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in self.span.attributes}
-
-
-class Collector(trace_service_pb2_grpc.TraceServiceServicer):
-    """An OTLP/gRPC receiver that keeps every span in memory."""
-
-    def __init__(self) -> None:
-        self.spans: list[ReceivedSpan] = []
-        self._lock = threading.Lock()
-
-    def Export(self, request, context):
-        with self._lock:
-            for resource_spans in request.resource_spans:
-                service = next(
-                    a.value.string_value
-                    for a in resource_spans.resource.attributes
-                    if a.key == "service.name"
-                )
-                for scope_spans in resource_spans.scope_spans:
-                    self.spans.extend(ReceivedSpan(service, s) for s in scope_spans.spans)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def in_trace(self, trace_id: str) -> list[ReceivedSpan]:
-        with self._lock:
-            return [s for s in self.spans if s.trace_id == trace_id]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -130,73 +81,40 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, loop_thread) -> Iterator[Cluster]:
-    collector = Collector()
-    receiver = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, receiver)
-    receiver_port = receiver.add_insecure_port("127.0.0.1:0")
-    receiver.start()
-    logs = tmp_path_factory.mktemp("logs")
-    environment = {
-        **os.environ,
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver_port}",
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    stt, translator, gateway, gateway_http = (_free_port() for _ in range(4))
-    processes: list[subprocess.Popen] = []
-    log_files = []
-
-    def start(name: str, *args: str) -> subprocess.Popen:
-        log = (logs / f"{name}.log").open("w")
-        log_files.append(log)
-        process = subprocess.Popen(
-            [str(BIN / "dragoman"), *args, "--log-json", "--metrics-port", "0"],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(process)
-        return process
-
-    gateway_process = start(
-        "gateway",
-        "gateway",
-        "--port", str(gateway),
-        "--http-port", str(gateway_http),
-        "--stt-target", f"127.0.0.1:{stt}",
-        "--translate-target", f"127.0.0.1:{translator}",
-        "--drain-grace-s", str(DRAIN_GRACE_S),
-    )  # fmt: skip
-    watch = HealthWatch()
-    watch.follow(f"127.0.0.1:{gateway}")
-    assert watch.wait_for("NOT_SERVING", 60), "the gateway came up NOT_SERVING without STT"
-    start("stt", "stt", "--port", str(stt))
-    start("translator", "translator", "--port", str(translator))
-    try:
-        assert watch.wait_for("SERVING", 120), (logs / "gateway.log").read_text()[-3000:]
-        with grpc.insecure_channel(f"127.0.0.1:{translator}") as channel:
-            check = health_pb2_grpc.HealthStub(channel).Check
-            serving = health_pb2.HealthCheckResponse.SERVING
-            while check(health_pb2.HealthCheckRequest(), wait_for_ready=True).status != serving:
-                time.sleep(0.2)
-        edge = Edge(
-            EdgeSettings(port=0, admin_port=0),
-            grpc_address=("127.0.0.1", gateway),
-            http_address=("127.0.0.1", gateway_http),
-        )
-        loop_thread.run(edge.start())
-        yield Cluster(f"127.0.0.1:{gateway}", gateway_process, edge, collector, watch, logs)
-        loop_thread.run(edge.stop())
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(30)
-        for log in log_files:
-            log.close()
-        receiver.stop(0)
+    stt, translator, gateway, gateway_http = (free_port() for _ in range(4))
+    with running_collector() as collector:
+        processes = Processes(tmp_path_factory.mktemp("logs"), collector.environment())
+        try:
+            gateway_process = processes.start(
+                "gateway",
+                "gateway",
+                "--port", str(gateway),
+                "--http-port", str(gateway_http),
+                "--stt-target", f"127.0.0.1:{stt}",
+                "--translate-target", f"127.0.0.1:{translator}",
+                "--drain-grace-s", str(DRAIN_GRACE_S),
+            )  # fmt: skip
+            watch = HealthWatch()
+            watch.follow(f"127.0.0.1:{gateway}")
+            assert watch.wait_for("NOT_SERVING", 60), "the gateway came up NOT_SERVING"
+            processes.start("stt", "stt", "--port", str(stt))
+            processes.start("translator", "translator", "--port", str(translator))
+            assert watch.wait_for("SERVING", 120), (processes.logs / "gateway.log").read_text()
+            wait_serving(f"127.0.0.1:{translator}")
+            edge = Edge(
+                EdgeSettings(port=0, admin_port=0),
+                grpc_address=("127.0.0.1", gateway),
+                http_address=("127.0.0.1", gateway_http),
+            )
+            loop_thread.run(edge.start())
+            try:
+                yield Cluster(
+                    f"127.0.0.1:{gateway}", gateway_process, edge, collector, watch, processes.logs
+                )
+            finally:
+                loop_thread.run(edge.stop())
+        finally:
+            processes.stop()
 
 
 def _span(spans: list[ReceivedSpan], span_id: bytes) -> ReceivedSpan:
