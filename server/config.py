@@ -50,6 +50,14 @@ class StreamOptions:
     segmenter: SegmenterOptions
 
 
+def _encoding_name(value: int) -> str:
+    """The enum name, or the number a newer or broken client sent."""
+    try:
+        return speech_pb2.AudioEncoding.Name(value)
+    except ValueError:
+        return str(value)
+
+
 def _seconds(duration: duration_pb2.Duration, default: float) -> float:
     value = duration.seconds + duration.nanos / 1e9
     return value if value else default
@@ -123,7 +131,7 @@ def parse(
     encoding = ENCODINGS.get(config.encoding)
     if encoding is None:
         problems.append(
-            f"encoding {speech_pb2.AudioEncoding.Name(config.encoding)} is not supported: "
+            f"encoding {_encoding_name(config.encoding)} is not supported: "
             f"valid values are {', '.join('AUDIO_ENCODING_' + e for e in ENCODINGS.values())}"
         )
     channels = config.audio_channel_count or 1

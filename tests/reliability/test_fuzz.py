@@ -1,0 +1,222 @@
+"""Property-based tests: random configs, audio, message orders, disconnects and WebSocket
+frames against the real gateway, while a well-behaved stream runs beside them.
+
+Whatever arrives, a call ends with a status a client can act on (never UNKNOWN or
+INTERNAL), nothing is left running, and the well-behaved stream is not disturbed.
+"""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clients.wer import normalize
+from dragoman.speech.v1 import speech_pb2
+from tests.conftest import DATA
+from tests.streaming import audio_requests, config_request, paced, read_wav
+from tests.websocket import config_frame, converse
+
+Request = speech_pb2.StreamingRecognizeRequest
+ANSWERS = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+"""What the gateway may answer to anything a client sends (a client's own cancel aside)."""
+FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+
+durations = st.builds(
+    lambda s: {"seconds": s[0], "nanos": s[1]},
+    st.tuples(st.integers(-5, 40), st.integers(0, 999_999_999)),
+)
+recognition_configs = st.builds(
+    speech_pb2.RecognitionConfig,
+    encoding=st.integers(0, 4),
+    sample_rate_hertz=st.one_of(st.sampled_from([0, 8000, 16000, 48000]), st.integers(-1, 10**6)),
+    audio_channel_count=st.integers(-1, 12),
+    language_code=st.one_of(st.sampled_from(["", "en", "auto", "pt", "EN "]), st.text(max_size=8)),
+    model=st.one_of(st.sampled_from(["", "tiny.en", "base"]), st.text(max_size=12)),
+    enable_word_time_offsets=st.booleans(),
+    translation_language_codes=st.lists(
+        st.one_of(st.sampled_from(["pt", "en", "de"]), st.text(max_size=5)), max_size=3
+    ),
+)
+voice_activity = st.builds(
+    lambda a, s, t, e, p, m, n: speech_pb2.VoiceActivityConfig(
+        aggressiveness=a,
+        set_aggressiveness=s,
+        speech_threshold=t,
+        endpoint_silence=e,
+        pre_speech=p,
+        max_utterance_duration=m,
+        min_speech=n,
+    ),
+    st.integers(-3, 6),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    durations,
+    durations,
+    durations,
+    durations,
+)
+streaming_configs = st.builds(
+    lambda config, vad, interim, single, events, room: Request(
+        streaming_config=speech_pb2.StreamingRecognitionConfig(
+            config=config,
+            voice_activity=vad,
+            interim_results=interim,
+            single_utterance=single,
+            enable_speech_events=events,
+            caption_room=room,
+        )
+    ),
+    recognition_configs,
+    voice_activity,
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.one_of(st.just(""), st.text(max_size=70)),
+)
+audio = st.builds(lambda data: Request(audio_content=data), st.binary(max_size=6400))
+controls = st.one_of(
+    st.just(Request(control=speech_pb2.StreamingControl(finalize={}))),
+    st.builds(
+        lambda language, targets: Request(
+            control=speech_pb2.StreamingControl(
+                update_languages=speech_pb2.StreamingControl.UpdateLanguages(
+                    language_code=language, translation_language_codes=targets
+                )
+            )
+        ),
+        st.sampled_from(["", "en", "pt", "xx"]),
+        st.lists(st.sampled_from(["pt", "en", "zz"]), max_size=2),
+    ),
+    st.just(Request(control=speech_pb2.StreamingControl())),
+    st.just(Request()),
+)
+messages = st.lists(st.one_of(streaming_configs, audio, controls), max_size=12)
+
+
+@pytest.fixture(scope="module")
+def beside(stack) -> Iterator[None]:
+    """A well-behaved real-time stream, again and again through every fuzz test of the
+    module; at the end, its transcripts are right and nothing is left running."""
+    baseline_tasks = stack.task_count()
+    jfk = read_wav(DATA / "en" / "jfk.wav")
+    texts: list[str] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            responses = stack.stub.StreamingRecognize(
+                paced([config_request(jfk), *audio_requests(jfk)], 0.1), timeout=120
+            )
+            texts.append(" ".join(r.result.transcript for r in responses if r.result.is_final))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(120)
+    assert texts, "the well-behaved stream ran"
+    for text in texts:
+        assert "ask not what your country can do for you" in normalize(text)
+    assert stack.settled(baseline_tasks), "no stream or task is left behind"
+
+
+def _status(call_requests: list[Request], stack) -> tuple[grpc.StatusCode, str]:
+    """The status and message the stream ended with."""
+    try:
+        list(stack.stub.StreamingRecognize(iter(call_requests), timeout=60))
+    except grpc.RpcError as error:
+        return error.code(), error.details()
+    return grpc.StatusCode.OK, ""
+
+
+def _answers_clearly(call_requests: list[Request], stack) -> bool:
+    code, message = _status(call_requests, stack)
+    return code in ANSWERS and (code == grpc.StatusCode.OK or bool(message))
+
+
+@FUZZ
+@given(first=streaming_configs, rest=messages)
+def test_random_configs_and_messages_get_a_clear_status(stack, beside, first, rest) -> None:
+    assert _answers_clearly([first, *rest], stack)
+
+
+@FUZZ
+@given(rest=messages)
+def test_random_message_orders_after_a_valid_config_get_a_clear_status(stack, beside, rest) -> None:
+    assert _answers_clearly([config_request(), *rest], stack)
+
+
+@FUZZ
+@given(encoding=st.sampled_from([1, 2]), chunks=st.lists(st.binary(max_size=4000), max_size=8))
+def test_random_audio_bytes_get_a_clear_status(stack, beside, encoding, chunks) -> None:
+    config = config_request()
+    config.streaming_config.config.encoding = encoding
+    assert _answers_clearly([config, *(Request(audio_content=c) for c in chunks)], stack)
+
+
+@FUZZ
+@given(
+    sent=st.integers(0, 30), chunk_ms=st.sampled_from([10, 50, 100]), wait_ms=st.integers(0, 300)
+)
+def test_random_disconnects_get_cleaned_up(stack, beside, sent, chunk_ms, wait_ms) -> None:
+    """A client vanishes after `sent` chunks and `wait_ms`; the module's fixture checks at
+    the end that none of them left a stream or a task behind."""
+    jfk = read_wav(DATA / "en" / "jfk.wav")
+    hold = threading.Event()
+
+    def requests() -> Iterator[Request]:
+        yield config_request(jfk, interim_results=True)
+        yield from list(audio_requests(jfk, chunk_ms))[:sent]
+        hold.wait(10)
+
+    call = stack.stub.StreamingRecognize(requests(), timeout=60)
+    assert next(call).HasField("session")
+    time.sleep(wait_ms / 1000)
+    call.cancel()
+    hold.set()
+
+
+text_frames = st.one_of(
+    st.text(max_size=200),
+    st.builds(
+        json.dumps, st.dictionaries(st.text(max_size=20), st.integers() | st.text(), max_size=4)
+    ),
+    st.sampled_from(
+        [
+            config_frame(),
+            '{"control":{"finalize":{}}}',
+            '{"endOfAudio":{}}',
+            '{"streamingConfig":{"config":{"encoding":"AUDIO_ENCODING_MP3"}}}',
+            '{"control":{"updateLanguages":{"languageCode":7}}}',
+            "[]",
+            "null",
+        ]
+    ),
+)
+frames = st.lists(st.one_of(text_frames, st.binary(max_size=3000)), max_size=10)
+
+
+@FUZZ
+@given(sequence=frames)
+def test_malformed_websocket_frames_get_a_clear_close(stack, beside, sequence) -> None:
+    conversation = stack.loop.run(converse(stack.bridge_url, [*sequence, '{"endOfAudio":{}}']))
+    allowed = {1000} | {4000 + code.value[0] for code in ANSWERS}
+    assert conversation.close_code in allowed
+    if conversation.close_code != 1000:
+        [error] = conversation.errors()
+        assert error.message
