@@ -8,7 +8,7 @@ WEB := clients/web
 WEB_SOURCES := $(shell find $(WEB)/src -type f 2>/dev/null) $(wildcard $(WEB)/*.html $(WEB)/*.css \
 	$(WEB)/*.mjs $(WEB)/*.json $(WEB)/*.yaml) $(PROTOS)
 
-.PHONY: setup web browser run serve test lint format proto proto-check bench clean
+.PHONY: setup web browser run serve test lint format proto proto-check bench soak clean
 
 setup: $(STAMP) web
 
@@ -70,6 +70,10 @@ proto-check: proto
 
 bench: setup
 	$(BIN)/dragoman bench
+
+# Not part of `make test`: six real-time streams for three minutes, figures printed.
+soak: setup
+	$(BIN)/dragoman soak --streams 6 --minutes 3
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(WEB)/node_modules $(WEB)/gen $(WEB)/dist

@@ -91,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _embedded_arguments(bench, edge=False)
 
+    soak = commands.add_parser(
+        "soak", help="many real-time streams against `dragoman serve`; memory, fds, tasks"
+    )
+    soak.add_argument("--streams", type=int, default=6, help="concurrent streams")
+    soak.add_argument("--minutes", type=float, default=3.0, help="how long")
+
     config = commands.add_parser("config", help="print the effective settings")
     config.add_argument("service", choices=list(CONFIGURED), nargs="?")
     config.add_argument(
@@ -200,6 +206,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
             word_time_offsets=args.words,
             translation_targets=_targets(args.translate),
         )
+    if args.command == "soak":
+        from clients.soak import soak
+
+        logs.configure("WARNING")
+        return await soak(args.streams, args.minutes)
     if args.command == "bench":
         from clients.bench import Languages, run_benchmark
 

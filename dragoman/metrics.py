@@ -15,7 +15,14 @@ from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +35,7 @@ class Metrics:
     def __init__(self, service: str) -> None:
         self.prefix = f"dragoman_{service}"
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
         self.calls = Counter(
             f"{self.prefix}_calls",
             "Calls answered, by method and gRPC status code (OK or the error's)",

@@ -122,6 +122,8 @@ class GatewayApp:
         Until then health says NOT_SERVING, so a gateway started before its STT replicas
         simply waits for them.
         """
+        loop = asyncio.get_running_loop()
+        self.servicer.metrics.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
         port = await self.host.start(
             self.settings.host, self.settings.port, self.settings.metrics_port
         )

@@ -54,6 +54,9 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.tasks = Gauge(
+            f"{prefix}_tasks", "asyncio tasks of the gateway's event loop", registry=registry
+        )
         self.caption_listeners = Gauge(
             f"{prefix}_caption_listeners", "StreamCaptions listeners now", registry=registry
         )

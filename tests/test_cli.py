@@ -119,3 +119,13 @@ def test_transcribe_shows_translations_under_each_final(stack) -> None:
     final_at = next(i for i, line in enumerate(lines) if "amiable" in line)
     assert lines[final_at + 1].strip().startswith("pt: ")
     assert len(lines[final_at + 1].strip()) > len("pt: ")
+
+
+def test_soak_runs_streams_and_reports_the_services_resources() -> None:
+    result = dragoman("soak", "--streams", "2", "--minutes", "0.2", timeout_s=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("|   ")]
+    assert len(rows) >= 2
+    assert "(settled)" in rows[-1]
+    summary = result.stdout.splitlines()[-1]
+    assert re.search(r"streams completed [1-9]\d*, failed 0", summary), summary

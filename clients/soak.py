@@ -1,0 +1,132 @@
+"""A bounded soak: many real-time streams against `dragoman serve` in its own process.
+
+The services run apart from the load, so the memory, file descriptors and tasks reported
+(from their own /metrics) are theirs alone. Every stream is a test clip sent at real-time
+pace and half-closed, so each of its utterances must come back as a final result or the
+stream must end with an error: both are counted, and the transcripts are scored.
+"""
+
+import asyncio
+import itertools
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from clients.bench import Clip, load_clips
+from clients.streaming import stream_audio, streaming_config
+from clients.wer import word_error_rate
+from dragoman.speech.v1 import speech_pb2_grpc
+
+SAMPLE_EVERY_S = 10.0
+SAMPLED = {
+    "process_resident_memory_bytes": "RSS MiB",
+    "process_open_fds": "open fds",
+    "dragoman_gateway_tasks": "asyncio tasks",
+    "dragoman_gateway_active_streams": "active streams",
+}
+
+
+@dataclass
+class Tally:
+    streams: int = 0
+    finals: int = 0
+    interims: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    references: list[str] = field(default_factory=list)
+    hypotheses: list[str] = field(default_factory=list)
+
+
+async def _speaker(stub, clips: itertools.cycle, until: float, tally: Tally) -> None:
+    while time.monotonic() < until:
+        clip: Clip = next(clips)
+        texts = []
+        try:
+            async for _, response in stream_audio(
+                stub, clip.audio, streaming_config(clip.audio, language_code="en"), chunk_ms=50
+            ):
+                if response.result.is_final:
+                    tally.finals += 1
+                    texts.append(response.result.transcript)
+                elif response.HasField("result"):
+                    tally.interims += 1
+        except grpc.aio.AioRpcError as error:
+            tally.errors[error.code().name] += 1
+            continue
+        tally.streams += 1
+        tally.references.append(clip.text)
+        tally.hypotheses.append(" ".join(texts))
+
+
+def _sample(metrics_url: str) -> dict[str, float]:
+    text = httpx.get(metrics_url, timeout=10).text
+    sample: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for each in family.samples:
+            if each.name in SAMPLED:
+                sample[each.name] = sample.get(each.name, 0.0) + each.value
+    return sample
+
+
+def _row(elapsed_s: float, sample: dict[str, float]) -> str:
+    values = [
+        f"{sample.get(name, 0) / (1 << 20):.0f}"
+        if name == "process_resident_memory_bytes"
+        else f"{sample.get(name, 0):.0f}"
+        for name in SAMPLED
+    ]
+    return f"| {elapsed_s:5.0f} s | " + " | ".join(values) + " |"
+
+
+async def soak(streams: int, minutes: float, port: int = 50071, metrics_port: int = 9471) -> int:
+    """Runs the soak and prints its figures; returns 1 if any stream failed."""
+    server = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "dragoman"),
+        "serve",
+        *("--port", str(port), "--http-port", "0", "--metrics-port", str(metrics_port)),
+        *("--stt-metrics-port", "0", "--translate-metrics-port", "0", "--no-edge-enabled"),
+        *("--log-level", "WARNING", "--max-streams", str(streams + 4)),
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            async for status in health.Watch(health_pb2.HealthCheckRequest(), wait_for_ready=True):
+                if status.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            sample = _sample(metrics_url)
+            stub = speech_pb2_grpc.SpeechServiceStub(channel)
+            clips = itertools.cycle(load_clips(None))
+            tally = Tally()
+            started = time.monotonic()
+            until = started + minutes * 60
+            print(f"{streams} real-time streams for {minutes:g} min, tiny.en, interim results on")
+            print("| elapsed | " + " | ".join(SAMPLED.values()) + " |")
+            print("| --- |" + " --- |" * len(SAMPLED))
+            print(_row(0, sample), flush=True)
+            speakers = [
+                asyncio.create_task(_speaker(stub, clips, until, tally)) for _ in range(streams)
+            ]
+            while not all(task.done() for task in speakers):
+                await asyncio.wait(speakers, timeout=SAMPLE_EVERY_S)
+                print(_row(time.monotonic() - started, _sample(metrics_url)), flush=True)
+            await asyncio.gather(*speakers)
+            await asyncio.sleep(2)
+            print(_row(time.monotonic() - started, _sample(metrics_url)) + " (settled)")
+    finally:
+        server.terminate()
+        await server.wait()
+    wer = word_error_rate(tally.references, tally.hypotheses) if tally.references else 0.0
+    print(
+        f"streams completed {tally.streams}, failed {sum(tally.errors.values())} "
+        f"{dict(tally.errors) or ''}; finals {tally.finals}, interims {tally.interims}; "
+        f"WER {wer:.3f}"
+    )
+    return 1 if tally.errors else 0
