@@ -74,6 +74,7 @@ class GatewayApp:
             interim_duty_cycle=settings.interim_duty_cycle,
             condition_on_previous=settings.condition_on_previous,
             hallucination=HallucinationOptions(),
+            final_persist_s=settings.final_persist_s,
             limits=StreamLimits(
                 max_stream_s=settings.max_stream_s,
                 idle_timeout_s=settings.idle_timeout_s,

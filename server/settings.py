@@ -117,6 +117,13 @@ class GatewaySettings(ServiceSettings, ServerTlsSettings):
         description="Seconds of audio a stream may send ahead of that pace (a client's buffer, "
         "a file sent at once)",
     )
+    final_persist_s: float = Field(
+        20.0,
+        ge=0,
+        description="How long a final transcription is retried, with backoff, while the STT "
+        "service is overloaded (interims are dropped at once); then the stream ends with "
+        "RESOURCE_EXHAUSTED naming the utterance",
+    )
     interim_interval_s: float = Field(
         0.4,
         gt=0,

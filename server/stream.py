@@ -81,6 +81,8 @@ class StreamTuning:
     condition_on_previous: bool
     hallucination: HallucinationOptions
     limits: StreamLimits
+    final_persist_s: float
+    """How long a final is retried while the STT service is overloaded."""
 
 
 @dataclass(frozen=True)
@@ -627,7 +629,7 @@ class RecognitionStream:
             language_code=spoken,
             task=stt_pb2.TASK_TRANSLATE,
         )
-        response = await self._stt.transcribe(request)
+        response = await self._stt.transcribe(request, persist_s=self._tuning.final_persist_s)
         return screen(response.segments, self._tuning.hallucination).text
 
     def _prompt(self) -> str:
@@ -656,7 +658,9 @@ class RecognitionStream:
                     request = self._final_request(
                         utterance.audio, utterance.segment_id, pending.languages.spoken
                     )
-                    response = await self._stt.transcribe(request)
+                    response = await self._stt.transcribe(
+                        request, persist_s=self._tuning.final_persist_s
+                    )
             except GatewayError as error:
                 raise type(error)(
                     f"segment {utterance.segment_id} was not transcribed: {error}"

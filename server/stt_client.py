@@ -3,7 +3,10 @@
 One channel for all streams, balanced over the replicas (see `server.channels`).
 """
 
+import asyncio
 import logging
+import random
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -11,11 +14,13 @@ import numpy as np
 
 from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
 from server.channels import BackendClient
-from server.errors import InvalidRequestError, from_backend
+from server.errors import InvalidRequestError, OverloadedError, from_backend
 
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = stt_pb2.DESCRIPTOR.services_by_name["SttService"].full_name
+OVERLOAD_BACKOFF_S = 0.1
+MAX_OVERLOAD_BACKOFF_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,19 @@ class SttClient(BackendClient):
             catalog = await self.catalog(refresh=True)
         return catalog.resolve(name, language_code)
 
-    async def transcribe(self, request: stt_pb2.TranscribeRequest) -> stt_pb2.TranscribeResponse:
-        try:
-            return await self._stub.Transcribe(request, timeout=self._timeout_s)
-        except grpc.aio.AioRpcError as error:
-            raise from_backend(error, "speech-to-text") from error
+    async def transcribe(
+        self, request: stt_pb2.TranscribeRequest, *, persist_s: float = 0.0
+    ) -> stt_pb2.TranscribeResponse:
+        """One transcription. An overloaded STT service (its queue full) is asked again with
+        backoff for up to `persist_s`: finals persist, interims (0) give way at once."""
+        deadline = time.monotonic() + persist_s
+        backoff_s = OVERLOAD_BACKOFF_S
+        while True:
+            try:
+                return await self._stub.Transcribe(request, timeout=self._timeout_s)
+            except grpc.aio.AioRpcError as error:
+                failure = from_backend(error, "speech-to-text")
+            if not isinstance(failure, OverloadedError) or time.monotonic() + backoff_s > deadline:
+                raise failure
+            await asyncio.sleep(backoff_s * random.uniform(0.5, 1.5))
+            backoff_s = min(backoff_s * 2, MAX_OVERLOAD_BACKOFF_S)
