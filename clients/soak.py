@@ -84,8 +84,18 @@ def _row(elapsed_s: float, sample: dict[str, float]) -> str:
     return f"| {elapsed_s:5.0f} s | " + " | ".join(values) + " |"
 
 
-async def soak(streams: int, minutes: float, port: int = 50071, metrics_port: int = 9471) -> int:
-    """Runs the soak and prints its figures; returns 1 if any stream failed."""
+async def soak(
+    streams: int,
+    minutes: float,
+    settle_s: float,
+    *,
+    port: int = 50071,
+    metrics_port: int = 9471,
+) -> int:
+    """Runs the soak and prints its figures; returns 1 if any stream failed.
+
+    `settle_s` after the last stream lets the work the server still had queued end (on a
+    2-core machine six streams leave about 20 s of it) before the last figures."""
     server = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "dragoman"),
         "serve",
@@ -118,7 +128,7 @@ async def soak(streams: int, minutes: float, port: int = 50071, metrics_port: in
                 await asyncio.wait(speakers, timeout=SAMPLE_EVERY_S)
                 print(_row(time.monotonic() - started, _sample(metrics_url)), flush=True)
             await asyncio.gather(*speakers)
-            await asyncio.sleep(2)
+            await asyncio.sleep(settle_s)
             print(_row(time.monotonic() - started, _sample(metrics_url)) + " (settled)")
     finally:
         server.terminate()

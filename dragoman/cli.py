@@ -96,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     soak.add_argument("--streams", type=int, default=6, help="concurrent streams")
     soak.add_argument("--minutes", type=float, default=3.0, help="how long")
+    soak.add_argument(
+        "--settle-s", type=float, default=30.0, help="wait after the last stream, seconds"
+    )
 
     config = commands.add_parser("config", help="print the effective settings")
     config.add_argument("service", choices=list(CONFIGURED), nargs="?")
@@ -210,7 +213,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from clients.soak import soak
 
         logs.configure("WARNING")
-        return await soak(args.streams, args.minutes)
+        return await soak(args.streams, args.minutes, args.settle_s)
     if args.command == "bench":
         from clients.bench import Languages, run_benchmark
 

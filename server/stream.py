@@ -32,7 +32,7 @@ from dragoman.stt.v1 import stt_pb2
 from server.audio import SAMPLE_RATE_HZ, AudioFormatError, make_decoder
 from server.config import StreamOptions, parse_languages
 from server.durations import duration
-from server.errors import GatewayError, InvalidRequestError
+from server.errors import GatewayError, InvalidRequestError, OverloadedError
 from server.hallucination import HallucinationOptions, screen
 from server.limits import AudioPace, StreamLimits
 from server.metrics import GatewayMetrics
@@ -441,7 +441,14 @@ class RecognitionStream:
             await asyncio.wait([task])
             self._interim_task = None
             if not task.cancelled() and task.exception() is not None:
-                logger.warning("interim transcription failed: %s", task.exception())
+                error = task.exception()
+                shed = isinstance(error, OverloadedError)
+                logger.log(
+                    logging.DEBUG if shed else logging.WARNING,
+                    "interim transcription %s: %s",
+                    "shed" if shed else "failed",
+                    error,
+                )
             busy_s = time.monotonic() - started
             self._interim_ready_at = time.monotonic() + busy_s * (
                 1 / self._tuning.interim_duty_cycle - 1

@@ -97,7 +97,15 @@ class Scheduler:
 
     @property
     def queued(self) -> int:
-        return sum(len(q) for queues in self._queues.values() for q in queues.values())
+        """Jobs waiting whose caller is still there: a job withdrawn (its interim went
+        stale, its stream ended) holds no slot, though it stays in its deque until a
+        worker skips it."""
+        return sum(
+            not job.future.done()
+            for queues in self._queues.values()
+            for queue in queues.values()
+            for job in queue
+        )
 
     def add_engine(self, engine: WhisperEngine) -> None:
         """Starts serving a loaded model; call from the event loop."""
@@ -119,12 +127,21 @@ class Scheduler:
         if self._closed:
             raise _closed_error()
         engine = self._engines[model]
+        self._drop_withdrawn()
         if self.queued >= self.max_queue:
             self._make_room(priority)
         job = _Job(engine, audio, options, priority, asyncio.get_running_loop().create_future())
         self._queues[model][priority].append(job)
         self._wakeups[model].set()
         return job.future
+
+    def _drop_withdrawn(self) -> None:
+        """Forgets the jobs whose caller has gone, so that eviction picks a live one."""
+        for queues in self._queues.values():
+            for priority, queue in queues.items():
+                if any(job.future.done() for job in queue):
+                    self.stats.skipped_cancelled += sum(job.future.done() for job in queue)
+                    queues[priority] = deque(job for job in queue if not job.future.done())
 
     def _make_room(self, priority: Priority) -> None:
         interims = [q[Priority.INTERIM] for q in self._queues.values() if q[Priority.INTERIM]]

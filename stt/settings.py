@@ -8,9 +8,10 @@ from pydantic_settings import SettingsConfigDict
 
 from dragoman.serving import MiB
 from dragoman.settings import ServiceSettings
+from dragoman.tls import ServerTlsSettings
 
 
-class SttSettings(ServiceSettings):
+class SttSettings(ServiceSettings, ServerTlsSettings):
     """One replica of the STT service: where it listens, which models it serves, how hard."""
 
     model_config = SettingsConfigDict(env_prefix="DRAGOMAN_STT_")

@@ -122,7 +122,9 @@ def test_transcribe_shows_translations_under_each_final(stack) -> None:
 
 
 def test_soak_runs_streams_and_reports_the_services_resources() -> None:
-    result = dragoman("soak", "--streams", "2", "--minutes", "0.2", timeout_s=180)
+    result = dragoman(
+        "soak", "--streams", "2", "--minutes", "0.2", "--settle-s", "2", timeout_s=180
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("|   ")]
     assert len(rows) >= 2

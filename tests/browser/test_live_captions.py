@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from clients.wer import normalize
-from tests.conftest import DATA
+from dragoman.edge import Edge, EdgeSettings
+from tests.conftest import DATA, own_gateway
 from tests.streaming import read_wav, samples, silence
 
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
@@ -175,3 +176,45 @@ def test_a_refused_language_shows_the_servers_status_and_message(page) -> None:
     _wait(lambda: page.get_attribute("#status", "data-state") == "error", 20, "the refusal")
     assert "INVALID_ARGUMENT" in page.inner_text("#status")
     assert "English-only" in page.inner_text("#status")
+
+
+@pytest.fixture
+def guarded_page(browser, stack, tmp_path) -> Iterator[tuple[Page, str]]:
+    """The page in front of a gateway that takes only the token `page-token`."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text("page-token\n")
+    with own_gateway(stack, auth_tokens_file=str(tokens)) as app:
+        edge = Edge(
+            EdgeSettings(port=0, admin_port=0),
+            grpc_address=("127.0.0.1", app.host.port),
+            http_address=("127.0.0.1", app.web.port),
+        )
+        stack.loop.run(edge.start())
+        context = browser.new_context()
+        try:
+            yield context.new_page(), f"http://{edge.address}/"
+        finally:
+            context.close()
+            stack.loop.run(edge.stop())
+
+
+def test_a_deployment_with_tokens_takes_the_token_from_the_page_fragment(guarded_page) -> None:
+    page, url = guarded_page
+    page.goto(url)
+    page.click("#start")
+    _wait(lambda: page.get_attribute("#status", "data-state") == "error", 20, "the refusal")
+    assert "UNAUTHENTICATED" in page.inner_text("#status")
+
+    page.goto(url + "#token=page-token")
+    page.reload()
+    page.set_input_files("#file", str(DATA / "en" / "jfk.wav"))
+    page.click("#recognize")
+    _wait(
+        lambda: page.get_attribute("#file-status", "data-state") in ("done", "error"),
+        60,
+        "Recognize",
+    )
+    assert SPOKEN in normalize(" ".join(_finals(page, "#file-results")))
+    page.click("#start")
+    _wait(lambda: bool(_finals(page, "#captions")), 40, "a live final with the token")
+    page.click("#stop")

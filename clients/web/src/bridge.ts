@@ -18,6 +18,7 @@ import {
   WebSocketRequestSchema,
   WebSocketResponseSchema,
 } from "../gen/dragoman/speech/v1/websocket_pb";
+import { BEARER_SUBPROTOCOL_PREFIX } from "./credentials";
 import { statusName } from "./errors";
 
 /** The subprotocol of JSON text frames. */
@@ -74,10 +75,12 @@ export class BridgeSession {
     url: string,
     private readonly config: StreamingConfigInit,
     private readonly handlers: BridgeHandlers,
+    token = "",
   ) {
     this.url = url;
+    const protocols = token ? [JSON_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + token] : [JSON_SUBPROTOCOL];
     // Throws SyntaxError on a malformed URL; the caller reports it.
-    this.socket = new WebSocket(url, [JSON_SUBPROTOCOL]);
+    this.socket = new WebSocket(url, protocols);
     this.socket.binaryType = "arraybuffer";
     this.socket.onopen = () => this.handleOpen();
     this.socket.onmessage = (event) => this.handleMessage(event);

@@ -58,6 +58,7 @@ export class LiveCaptions {
     private readonly view: LiveView,
     private readonly bridgeUrl: string,
     private readonly workletUrl: URL,
+    private readonly token: string,
   ) {
     view.start.addEventListener("click", () => void this.start());
     view.stop.addEventListener("click", () => void this.stop());
@@ -92,7 +93,7 @@ export class LiveCaptions {
           },
           onResult: (result) => this.view.captions.show(String(result.segmentId), result),
           onClose: (outcome) => this.finish(run, outcome),
-        }),
+        }, this.token),
         capture: null,
         open: false,
         stopping: false,

@@ -5,6 +5,7 @@
  */
 import { bridgeUrl } from "./bridge";
 import { CaptionBoard } from "./captions";
+import { pageToken } from "./credentials";
 import { byId } from "./dom";
 import { LanguagePicker } from "./languages";
 import { RoomListener } from "./listen";
@@ -14,7 +15,8 @@ import { createSpeechClient } from "./rpc";
 
 function main(): void {
   const languages = new LanguagePicker(byId("source", HTMLSelectElement), byId("targets", HTMLElement));
-  const client = createSpeechClient(location.origin);
+  const token = pageToken(location);
+  const client = createSpeechClient(location.origin, token);
 
   new LiveCaptions(
     {
@@ -31,6 +33,7 @@ function main(): void {
     },
     bridgeUrl(location),
     new URL("capture-worklet.js", document.baseURI),
+    token,
   );
 
   setupFileRecognition(client, {

@@ -15,9 +15,15 @@ const traced: Interceptor = (next) => (request) => {
   return next(request);
 };
 
-export function createSpeechClient(origin: string): SpeechClient {
-  return createClient(
-    SpeechService,
-    createGrpcWebTransport({ baseUrl: origin, interceptors: [traced] }),
-  );
+/** Sends the bearer token (see credentials.ts). */
+function authorized(token: string): Interceptor {
+  return (next) => (request) => {
+    request.header.set("authorization", `Bearer ${token}`);
+    return next(request);
+  };
+}
+
+export function createSpeechClient(origin: string, token: string): SpeechClient {
+  const interceptors = token ? [traced, authorized(token)] : [traced];
+  return createClient(SpeechService, createGrpcWebTransport({ baseUrl: origin, interceptors }));
 }
