@@ -8,7 +8,7 @@ WEB := clients/web
 WEB_SOURCES := $(shell find $(WEB)/src -type f 2>/dev/null) $(wildcard $(WEB)/*.html $(WEB)/*.css \
 	$(WEB)/*.mjs $(WEB)/*.json $(WEB)/*.yaml) $(PROTOS)
 
-.PHONY: setup web browser run serve test lint format proto proto-check bench soak clean
+.PHONY: setup web browser deploy-tools run serve stack test lint format proto proto-check bench soak clean
 
 setup: $(STAMP) web
 
@@ -29,6 +29,23 @@ $(WEB)/dist/.built: $(WEB)/node_modules/.installed $(WEB_SOURCES)
 	cd $(WEB) && npm run --silent build
 	touch $@
 
+# `docker compose` and `kustomize` check the deployment files (no Docker engine, no cluster):
+# static binaries from pinned Debian packages, into .tools/ (hadolint and kubernetes-validate
+# come with the dev extra).
+TOOLS := .tools
+FETCH_DEB := deploy/tools/fetch-deb-binary.sh
+deploy-tools: $(TOOLS)/docker/cli-plugins/docker-compose $(TOOLS)/bin/kustomize
+
+$(TOOLS)/docker/cli-plugins/docker-compose: $(FETCH_DEB)
+	$(FETCH_DEB) pool/main/d/docker-compose/docker-compose_2.26.1-4_amd64.deb \
+		47681197cb2b1ab88206b42a1a92fc75f50d9530a6322d03494a473eed0408ea \
+		usr/libexec/docker/cli-plugins/docker-compose $@
+
+$(TOOLS)/bin/kustomize: $(FETCH_DEB)
+	$(FETCH_DEB) pool/main/k/kustomize/kustomize_5.6.0+ds-1+b2_amd64.deb \
+		552bbe5563b522685b10f75a9a226bfbee9778fc313b205d595fdbb7e9c70e33 \
+		usr/bin/kustomize $@
+
 # Debian's Chromium for the browser tests (root installs it; others are told how).
 browser:
 	@command -v chromium >/dev/null || { \
@@ -41,7 +58,7 @@ run: setup
 serve: setup
 	$(BIN)/dragoman serve
 
-test: setup browser
+test: setup browser deploy-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/buf lint
@@ -76,4 +93,4 @@ soak: setup
 	$(BIN)/dragoman soak --streams 6 --minutes 3
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache $(WEB)/node_modules $(WEB)/gen $(WEB)/dist
+	rm -rf $(VENV) $(TOOLS) build *.egg-info .pytest_cache .ruff_cache $(WEB)/node_modules $(WEB)/gen $(WEB)/dist

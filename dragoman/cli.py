@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings
 from dragoman import embedded, logs
 from dragoman.edge import EdgeSettings
 from dragoman.settings import SettingsError, add_arguments, describe, from_arguments
+from dragoman.topology import TopologySettings
 from server.settings import GatewaySettings
 from stt.settings import SttSettings
 from translate.settings import TranslateSettings
@@ -20,7 +21,7 @@ STT_PREFIX = "stt_"
 TRANSLATE_PREFIX = "translate_"
 EDGE_PREFIX = "edge_"
 SERVICES = {"gateway": GatewaySettings, "stt": SttSettings, "translator": TranslateSettings}
-CONFIGURED = {**SERVICES, "edge": EdgeSettings}
+CONFIGURED = {**SERVICES, "edge": EdgeSettings, "stack": TopologySettings}
 FLAG_PREFIXES = {EdgeSettings: EDGE_PREFIX}
 """Settings with no command of their own, whose flags exist only with a prefix."""
 
@@ -56,6 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("file", nargs="?", default=str(SAMPLE), help="audio file to stream")
     demo.add_argument("--translate", default="", help="comma-separated target languages")
     _embedded_arguments(demo)
+
+    stack = commands.add_parser(
+        "stack",
+        help="every service in processes of its own: STT and translation replicas, the gateway "
+        "balancing over them, Envoy in front",
+    )
+    add_arguments(stack, TopologySettings)
+    _embedded_arguments(stack)
 
     gateway = commands.add_parser("gateway", help="the public gateway alone")
     add_arguments(gateway, GatewaySettings)
@@ -99,6 +108,33 @@ def _parser() -> argparse.ArgumentParser:
     soak.add_argument(
         "--settle-s", type=float, default=30.0, help="wait after the last stream, seconds"
     )
+
+    health = commands.add_parser(
+        "health", help="ask a service's grpc.health.v1; exit status 0 only when SERVING"
+    )
+    health.add_argument("target", nargs="?", default="127.0.0.1:50051", help="host:port")
+    health.add_argument("--service", default="", help="service name; empty: the whole server")
+    health.add_argument("--timeout-s", type=float, default=5.0, help="deadline of the check")
+    health.add_argument("--tls-ca-file", default="", help="PEM CA, when the port is TLS")
+
+    prepare = commands.add_parser(
+        "prepare-models",
+        help="resolve, join and verify STT models into the model cache (for images)",
+    )
+    prepare.add_argument(
+        "--models", default="tiny.en", help="comma-separated models (default: %(default)s)"
+    )
+    prepare.add_argument(
+        "--cache-dir", default="", help="model cache; empty: DRAGOMAN_STT_MODEL_CACHE_DIR's"
+    )
+
+    envoy_config = commands.add_parser(
+        "envoy-config", help="print deploy/envoy.yaml rendered for given addresses (for images)"
+    )
+    envoy_config.add_argument("--listen", default="0.0.0.0:8080", help="public host:port")
+    envoy_config.add_argument("--grpc", default="gateway:50051", help="the gateway's gRPC")
+    envoy_config.add_argument("--http", default="gateway:8081", help="the gateway's HTTP port")
+    envoy_config.add_argument("--admin-port", type=int, default=9901, help="admin, on loopback")
 
     config = commands.add_parser("config", help="print the effective settings")
     config.add_argument("service", choices=list(CONFIGURED), nargs="?")
@@ -179,19 +215,82 @@ async def _serve_embedded(args: argparse.Namespace) -> int:
                 translation_targets=_targets(args.translate),
             )
             print()
-        width = max(len(what) for what, _ in stack.endpoints())
-        print("Dragoman is ready:", flush=True)
-        for what, where in stack.endpoints():
-            print(f"  {what:<{width}}  {where}")
-        print("Press Ctrl-C to stop.", flush=True)
+        _print_ready(stack.endpoints())
 
     await embedded.run(stack, ready)
     return 0
 
 
+def _print_ready(endpoints: list[tuple[str, str]]) -> None:
+    width = max(len(what) for what, _ in endpoints)
+    print("Dragoman is ready:", flush=True)
+    for what, where in endpoints:
+        print(f"  {what:<{width}}  {where}")
+    print("Press Ctrl-C to stop.", flush=True)
+
+
+async def _serve_topology(args: argparse.Namespace) -> int:
+    """`dragoman stack`: a process per service and replica."""
+    from dragoman.topology import Topology
+
+    gateway = from_arguments(GatewaySettings, args)
+    logs.configure(gateway.log_level, gateway.log_json)
+    topology = Topology(
+        from_arguments(TopologySettings, args),
+        gateway,
+        from_arguments(SttSettings, args, STT_PREFIX),
+        from_arguments(TranslateSettings, args, TRANSLATE_PREFIX),
+        from_arguments(EdgeSettings, args, EDGE_PREFIX),
+    )
+
+    async def ready() -> None:
+        _print_ready(topology.endpoints())
+
+    await embedded.run(topology, ready)
+    return 0
+
+
+def _prepare_models(args: argparse.Namespace) -> int:
+    """Done at image build time, so that containers start without writing to their disk."""
+    from stt.models import prepare
+
+    cache_dir = (
+        Path(args.cache_dir).expanduser() if args.cache_dir else SttSettings().model_cache_dir
+    )
+    for name in _targets(args.models):
+        model = prepare(name, cache_dir)
+        print(f"{name}: {model.directory} ({len(model.sha256)} files verified)")
+    return 0
+
+
+def _envoy_config(args: argparse.Namespace) -> int:
+    from dragoman.edge import CONFIG, render_file
+
+    print(
+        render_file(
+            CONFIG,
+            listen=_address(args.listen),
+            admin_port=args.admin_port,
+            grpc_address=_address(args.grpc),
+            http_address=_address(args.http),
+        ),
+        end="",
+    )
+    return 0
+
+
+def _address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise SettingsError(f"expected host:port, got {value!r}")
+    return host, int(port)
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     if args.command in SERVICES:
         return await _serve_one(args)
+    if args.command == "stack":
+        return await _serve_topology(args)
     if args.command in ("serve", "demo"):
         return await _serve_embedded(args)
     if args.command == "transcribe":
@@ -231,6 +330,15 @@ async def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "health":
+            from clients.health import check
+
+            ca = Path(args.tls_ca_file).read_bytes() if args.tls_ca_file else None
+            return asyncio.run(check(args.target, args.service, args.timeout_s, ca))
+        if args.command == "prepare-models":
+            return _prepare_models(args)
+        if args.command == "envoy-config":
+            return _envoy_config(args)
         if args.command == "config":
             chosen = [CONFIGURED[args.service]] if args.service else list(CONFIGURED.values())
             _print_settings(chosen, args.markdown)

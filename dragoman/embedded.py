@@ -6,6 +6,7 @@ services through channels, so nothing behaves differently when they are split ap
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from dragoman.edge import Edge, EdgeSettings
 from dragoman.serving import run_until_signal
@@ -75,22 +76,7 @@ class EmbeddedStack:
     def endpoints(self) -> list[tuple[str, str]]:
         """(what, where) for each way in, once started: what `make run` prints."""
         assert self.gateway is not None
-        http = self.gateway.http_address
-        if self.edge is None:
-            return [
-                ("live-captions page", f"http://{http}/"),
-                ("gRPC", self.gateway.address),
-                ("WebSocket bridge", f"ws://{http}/ws/v1/recognize"),
-            ]
-        edge = self.edge.address
-        return [
-            ("live-captions page", f"http://{edge}/"),
-            ("gRPC through Envoy", edge),
-            ("gRPC-Web", f"http://{edge}/"),
-            ("WebSocket bridge", f"ws://{edge}/ws/v1/recognize"),
-            ("gRPC, gateway direct", self.gateway.address),
-            ("Envoy admin", f"http://127.0.0.1:{self.edge.admin_port}/"),
-        ]
+        return public_endpoints(self.gateway.address, self.gateway.http_address, self.edge)
 
     @property
     def public_address(self) -> str:
@@ -109,13 +95,41 @@ class EmbeddedStack:
             await self.stt.stop()
 
 
-async def run(stack: EmbeddedStack, then: Callable[[], Awaitable[None]]) -> None:
+def public_endpoints(grpc: str, http: str, edge: Edge | None) -> list[tuple[str, str]]:
+    """(what, where) for each way into a stack whose gateway listens on `grpc` and `http`."""
+    if edge is None:
+        return [
+            ("live-captions page", f"http://{http}/"),
+            ("gRPC", grpc),
+            ("WebSocket bridge", f"ws://{http}/ws/v1/recognize"),
+        ]
+    return [
+        ("live-captions page", f"http://{edge.address}/"),
+        ("gRPC through Envoy", edge.address),
+        ("gRPC-Web", f"http://{edge.address}/"),
+        ("WebSocket bridge", f"ws://{edge.address}/ws/v1/recognize"),
+        ("gRPC, gateway direct", grpc),
+        ("Envoy admin", f"http://127.0.0.1:{edge.admin_port}/"),
+    ]
+
+
+class Stack(Protocol):
+    """Services started and stopped together: this process's, or `dragoman stack`'s."""
+
+    async def start(self) -> object: ...
+
+    async def stop(self) -> None: ...
+
+    def endpoints(self) -> list[tuple[str, str]]: ...
+
+
+async def run(stack: Stack, then: Callable[[], Awaitable[None]]) -> None:
     """Serves until SIGINT or SIGTERM; `then` runs once everything is ready."""
     try:
         await stack.start()
     except BaseException:
         await stack.stop()
         raise
-    logger.info("Dragoman is serving on %s", stack.public_address)
+    logger.info("Dragoman is serving: %s", dict(stack.endpoints()))
     await then()
     await run_until_signal(stack.stop)

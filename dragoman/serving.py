@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 MiB = 1024 * 1024
 PREVIOUS_ATTEMPTS = "grpc-previous-rpc-attempts"
 """Metadata gRPC adds to a retried call: how many attempts came before."""
+CONNECTION_AGE_GRACE_S = 60.0
+"""How long calls in flight on a connection closed for its age may still take: longer than
+any internal call's deadline (the gateway's `stt_timeout_s`, 30 s by default)."""
 T = TypeVar("T")
 ErrorCodes = Sequence[tuple[type[Exception], grpc.StatusCode]]
 """A service's one mapping of its domain errors to the status codes callers get."""
@@ -84,9 +87,11 @@ class ServiceHost:
         metrics: Metrics,
         tls: TlsFiles,
         authenticator: Authenticator | None = None,
+        max_connection_age_s: float | None = None,
     ) -> None:
         """`authenticator` guards every method but health and reflection when it is
-        enabled; `tls` names the certificates of the port (none: plaintext)."""
+        enabled; `tls` names the certificates of the port (none: plaintext);
+        `max_connection_age_s` has clients reconnect, and so re-resolve, that often."""
         self.service_names = list(service_names)
         self.tracing = tracing
         self.metrics = metrics
@@ -96,9 +101,13 @@ class ServiceHost:
         interceptors = [tracing.server_interceptor(), metrics.interceptor()]
         if authenticator is not None and authenticator.enabled:
             interceptors.append(AuthInterceptor(authenticator))
-        self.server = grpc.aio.server(
-            options=channel_options(max_message_bytes), interceptors=interceptors
-        )
+        options = channel_options(max_message_bytes)
+        if max_connection_age_s is not None:
+            options += [
+                ("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(CONNECTION_AGE_GRACE_S * 1000)),
+            ]
+        self.server = grpc.aio.server(options=options, interceptors=interceptors)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = 0
@@ -157,6 +166,7 @@ class ReplicaSettings(TlsFiles, Protocol):
     max_message_bytes: int
     drain_grace_s: float
     metrics_port: int
+    max_connection_age_s: float
 
 
 class Replica:
@@ -199,6 +209,7 @@ class Replica:
             tracing=self.tracing,
             metrics=self.metrics,
             tls=self.settings,
+            max_connection_age_s=self.settings.max_connection_age_s,
         )
         self._register(self._host.server)
         port = await self._host.start(

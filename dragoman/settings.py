@@ -99,6 +99,18 @@ def describe(
     ]
 
 
+def as_environment(settings: BaseSettings) -> dict[str, str]:
+    """Every field of `settings` as the `DRAGOMAN_*` variable that sets it: how a launcher
+    hands settings it has validated to a service in another process."""
+    prefix = settings.model_config.get("env_prefix", "")
+    environment = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        environment[f"{prefix}{name.upper()}"] = text
+    return environment
+
+
 class ServiceSettings(BaseSettings):
     """Settings every service has: where it logs and how."""
 
@@ -108,3 +120,14 @@ class ServiceSettings(BaseSettings):
         pattern="^(DEBUG|INFO|WARNING|ERROR)$",
     )
     log_json: bool = Field(False, description="Log one JSON object per line instead of text")
+
+
+class BackendServerSettings(BaseSettings):
+    """Settings of a service that gateways reach through DNS-balanced channels."""
+
+    max_connection_age_s: float = Field(
+        300.0,
+        gt=0,
+        description="Close client connections this old, gracefully (calls in flight finish), "
+        "so that gateways resolve the service's name again and use replicas added since",
+    )

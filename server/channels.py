@@ -1,8 +1,8 @@
 """Channels from the gateway to its backends, balanced and retried by gRPC itself.
 
 Each backend target may resolve to several replicas (`dns:///stt:50052`); `round_robin`
-spreads calls over all of them and the retry policy moves a call that never reached a
-replica to another, so failover needs no code of ours.
+spreads calls over those that report SERVING and the retry policy moves a call that never
+reached a replica to another, so failover needs no code of ours.
 """
 
 import json
@@ -18,6 +18,9 @@ def service_config(service: str) -> str:
     return json.dumps(
         {
             "loadBalancingConfig": [{"round_robin": {}}],
+            # gRPC's client-side health checking: a replica that is loading its model or
+            # draining (NOT_SERVING) gets no new calls while others serve.
+            "healthCheckConfig": {"serviceName": service},
             "methodConfig": [
                 {
                     "name": [{"service": service}],

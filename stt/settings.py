@@ -7,11 +7,11 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from dragoman.serving import MiB
-from dragoman.settings import ServiceSettings
+from dragoman.settings import BackendServerSettings, ServiceSettings
 from dragoman.tls import ServerTlsSettings
 
 
-class SttSettings(ServiceSettings, ServerTlsSettings):
+class SttSettings(ServiceSettings, ServerTlsSettings, BackendServerSettings):
     """One replica of the STT service: where it listens, which models it serves, how hard."""
 
     model_config = SettingsConfigDict(env_prefix="DRAGOMAN_STT_")

