@@ -58,6 +58,12 @@ run: setup
 serve: setup
 	$(BIN)/dragoman serve
 
+# The cluster's topology on loopback: a process per replica, Envoy in front.
+STT_REPLICAS ?= 2
+TRANSLATE_REPLICAS ?= 1
+stack: setup
+	$(BIN)/dragoman stack --stt-replicas $(STT_REPLICAS) --translate-replicas $(TRANSLATE_REPLICAS)
+
 test: setup browser deploy-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
