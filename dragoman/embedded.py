@@ -8,8 +8,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from dragoman.edge import Edge, EdgeSettings
+from dragoman.edge import Edge
 from dragoman.serving import run_until_signal
+from dragoman.stack_settings import EdgeSettings
 from server.app import GatewayApp
 from server.settings import GatewaySettings
 from stt.app import SttApp

@@ -16,13 +16,12 @@ import time
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dragoman.children import die_with_parent
-from dragoman.edge import Edge, EdgeSettings
+from dragoman.edge import Edge
 from dragoman.embedded import public_endpoints
 from dragoman.settings import as_environment
+from dragoman.stack_settings import EdgeSettings, TopologySettings
 from server.app import SERVICE_NAME as GATEWAY_SERVICE
 from server.settings import GatewaySettings
 from stt.service import SERVICE_NAME as STT_SERVICE
@@ -37,21 +36,6 @@ STOP_MARGIN_S = 5.0
 """Time a service gets past its drain grace before it is killed."""
 HEALTHY_RUN_S = 60.0
 """A replica that served this long starts again without backoff when it dies."""
-
-
-class TopologySettings(BaseSettings):
-    """How many replicas `dragoman stack` runs of each backend service."""
-
-    model_config = SettingsConfigDict(env_prefix="DRAGOMAN_STACK_")
-
-    stt_replicas: int = Field(2, ge=1, le=32, description="STT service processes")
-    translate_replicas: int = Field(1, ge=1, le=32, description="Translation service processes")
-    start_timeout_s: float = Field(
-        300.0, gt=0, description="How long every service together may take to turn SERVING"
-    )
-    restart_backoff_max_s: float = Field(
-        30.0, gt=0, description="Longest wait before a replica that died is started again"
-    )
 
 
 class StackError(RuntimeError):

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
-from dragoman.edge import Edge, EdgeSettings
+from dragoman.edge import Edge
 from dragoman.embedded import EmbeddedStack
 from dragoman.speech.v1 import speech_pb2_grpc
+from dragoman.stack_settings import EdgeSettings
 from server.app import GatewayApp
 from server.settings import GatewaySettings
 from stt.settings import SttSettings

@@ -16,7 +16,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from clients.wer import normalize
-from dragoman.edge import Edge, EdgeSettings
+from dragoman.edge import Edge
+from dragoman.stack_settings import EdgeSettings
 from tests.conftest import DATA, own_gateway
 from tests.streaming import read_wav, samples, silence
 
