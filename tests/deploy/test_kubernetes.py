@@ -1,0 +1,389 @@
+"""The Kubernetes manifests (deploy/k8s), checked without a cluster.
+
+kustomize builds each overlay and kubernetes-validate holds the result to the API schemas
+of the oldest and the newest Kubernetes version supported. Schemas cannot tell whether the
+manifests agree with the code they deploy (ports, settings, health service names, metric
+names) or with themselves (probes, drain times, disruption budgets, autoscalers): the rest
+of this module does, since a mismatch there shows only in a cluster, as a pod that never
+turns ready or an autoscaler that never scales.
+"""
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+from pydantic_settings import BaseSettings
+
+from dragoman.metrics import Metrics, WorkMetrics
+from dragoman.speech.v1 import speech_pb2
+from dragoman.stt.v1 import stt_pb2
+from dragoman.translate.v1 import translate_pb2
+from server.metrics import GatewayMetrics
+from server.settings import GatewaySettings
+from stt.app import SttApp
+from stt.settings import SttSettings
+from translate.app import TranslateApp
+from translate.settings import TranslateSettings
+
+ROOT = Path(__file__).parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUSTOMIZE = ROOT / ".tools" / "bin" / "kustomize"
+KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
+OVERLAYS = ("gpu", "cpu")
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+"""The oldest: the first where the preStop `sleep` action is on by default."""
+EXIT_MARGIN_S = 5
+"""Time a service needs after its drain to close channels and export its last spans."""
+GPU = "nvidia.com/gpu"
+
+Resource = dict[str, Any]
+
+
+def _collectors(*owners: object) -> dict[str, MetricWrapperBase]:
+    """The metrics that a service's metric objects hold, by the name Prometheus shows."""
+    return {
+        metric.describe()[0].name: metric
+        for owner in owners
+        for metric in vars(owner).values()
+        if isinstance(metric, MetricWrapperBase)
+    }
+
+
+def _gateway_metrics() -> dict[str, MetricWrapperBase]:
+    metrics = Metrics("gateway")
+    return _collectors(metrics, GatewayMetrics(metrics))
+
+
+def _stt_metrics() -> dict[str, MetricWrapperBase]:
+    metrics = Metrics(SttApp.telemetry_name)
+    return _collectors(metrics, WorkMetrics(metrics, "model"))
+
+
+def _translate_metrics() -> dict[str, MetricWrapperBase]:
+    metrics = Metrics(TranslateApp.telemetry_name)
+    return _collectors(metrics, WorkMetrics(metrics, "backend"))
+
+
+@dataclass(frozen=True)
+class Service:
+    """What the code says about a Dragoman service that a Deployment runs."""
+
+    settings: type[BaseSettings]
+    proto: Any
+    """The gRPC service's descriptor: its name is the health service name."""
+    metrics: Callable[[], dict[str, MetricWrapperBase]]
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.model_config["env_prefix"]
+
+
+SERVICES = {
+    "gateway": Service(
+        GatewaySettings, speech_pb2.DESCRIPTOR.services_by_name["SpeechService"], _gateway_metrics
+    ),
+    "stt": Service(SttSettings, stt_pb2.DESCRIPTOR.services_by_name["SttService"], _stt_metrics),
+    "translate": Service(
+        TranslateSettings,
+        translate_pb2.DESCRIPTOR.services_by_name["TranslateService"],
+        _translate_metrics,
+    ),
+}
+"""By Deployment name; the edge Deployment runs Envoy."""
+
+
+@dataclass(frozen=True)
+class Build:
+    overlay: str
+    text: str
+    resources: list[Resource]
+
+    def of_kind(self, kind: str) -> dict[str, Resource]:
+        return {r["metadata"]["name"]: r for r in self.resources if r["kind"] == kind}
+
+    def template(self, deployment: str) -> Resource:
+        return self.of_kind("Deployment")[deployment]["spec"]["template"]
+
+    def container(self, deployment: str) -> Resource:
+        (container,) = self.template(deployment)["spec"]["containers"]
+        return container
+
+    def environment(self, deployment: str) -> dict[str, str]:
+        """The container's variables: its ConfigMaps', then its own literal ones."""
+        config_maps = self.of_kind("ConfigMap")
+        container = self.container(deployment)
+        environment: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            environment.update(config_maps[source["configMapRef"]["name"]]["data"])
+        environment.update(
+            {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+        )
+        return environment
+
+    def settings(self, deployment: str) -> Any:
+        """The settings the service starts with in this pod, validated as at its start: the
+        process's own variables of the service are set aside while they are read."""
+        service = SERVICES[deployment]
+        variables = {
+            name: value
+            for name, value in self.environment(deployment).items()
+            if name.startswith(service.prefix)
+        }
+        unknown = {
+            name
+            for name in variables
+            if name.removeprefix(service.prefix).lower() not in service.settings.model_fields
+        }
+        assert not unknown, f"{self.overlay}: {deployment} has no settings {sorted(unknown)}"
+        with pytest.MonkeyPatch.context() as patch:
+            for name in list(os.environ):
+                if name.startswith(service.prefix):
+                    patch.delenv(name)
+            for name, value in variables.items():
+                patch.setenv(name, value)
+            return service.settings()
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def build(request: pytest.FixtureRequest) -> Build:
+    if not KUSTOMIZE.is_file():
+        pytest.fail(f"{KUSTOMIZE.relative_to(ROOT)} is missing: run `make deploy-tools`")
+    overlay = request.param
+    result = subprocess.run(
+        [str(KUSTOMIZE), "build", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"kustomize build overlays/{overlay}:\n{result.stderr}"
+    return Build(overlay, result.stdout, list(yaml.safe_load_all(result.stdout)))
+
+
+def _selects(selector: Resource, labels: dict[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, "selectors here are plain label matches"
+    return selector["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_overlay_passes_the_api_schemas(build: Build, version: str, tmp_path: Path) -> None:
+    manifests = tmp_path / f"{build.overlay}.yaml"
+    manifests.write_text(build.text)
+    result = subprocess.run(
+        [str(KUBERNETES_VALIDATE), "--strict", "--quiet", "-k", version, str(manifests)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_deployment_runs_a_known_workload(build: Build) -> None:
+    assert set(build.of_kind("Deployment")) == {*SERVICES, "edge"}
+
+
+def test_settings_are_valid_and_listen_beyond_loopback(build: Build) -> None:
+    for deployment in SERVICES:
+        assert build.settings(deployment).host == "0.0.0.0", deployment
+
+
+def test_probes_ask_the_ports_and_health_services_the_code_serves(build: Build) -> None:
+    for deployment in SERVICES:
+        settings = build.settings(deployment)
+        container = build.container(deployment)
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        expected = {"grpc": settings.port, "metrics": settings.metrics_port}
+        if deployment == "gateway":
+            expected["http"] = settings.http_port
+        assert ports == expected, deployment
+        annotations = build.template(deployment)["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(settings.metrics_port), deployment
+        name = SERVICES[deployment].proto.full_name
+        for kind in ("startupProbe", "readinessProbe"):
+            assert container[kind]["grpc"] == {"port": settings.port, "service": name}, (
+                deployment,
+                kind,
+            )
+        # Liveness asks for the whole server: see gateway.yaml.
+        assert container["livenessProbe"]["grpc"] == {"port": settings.port}, deployment
+
+
+def test_every_container_is_probed_on_a_port_it_opens(build: Build) -> None:
+    for name in build.of_kind("Deployment"):
+        container = build.container(name)
+        ports = {port["containerPort"] for port in container["ports"]}
+        readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+        assert readiness.keys() & {"grpc", "httpGet"}, name
+        assert liveness.keys() & {"grpc", "httpGet", "tcpSocket"}, name
+        for probe in (readiness, liveness, container.get("startupProbe", {})):
+            for action in ("grpc", "httpGet", "tcpSocket"):
+                if action in probe:
+                    assert probe[action]["port"] in ports, (name, probe)
+
+
+def test_termination_grace_covers_prestop_and_drain(build: Build) -> None:
+    for name in build.of_kind("Deployment"):
+        grace_s = build.template(name)["spec"]["terminationGracePeriodSeconds"]
+        pre_stop_s = build.container(name)["lifecycle"]["preStop"]["sleep"]["seconds"]
+        drain_s = build.settings(name).drain_grace_s if name in SERVICES else 0
+        assert grace_s >= pre_stop_s + drain_s + EXIT_MARGIN_S, name
+
+
+def test_liveness_outlasts_a_drain(build: Build) -> None:
+    """Health is NOT_SERVING for the whole drain; even were the kubelet to go on probing a
+    pod being deleted (it stops), liveness would not fail before the pod is gone."""
+    for name in SERVICES:
+        container = build.container(name)
+        not_serving_s = (
+            build.template(name)["spec"]["terminationGracePeriodSeconds"]
+            - container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        )
+        liveness = container["livenessProbe"]
+        assert (liveness["failureThreshold"] - 1) * liveness["periodSeconds"] >= not_serving_s
+
+
+def test_gateway_reaches_backends_through_headless_services(build: Build) -> None:
+    """gRPC balances over the addresses a name resolves to: a Service with a virtual IP
+    would resolve to one, and pin each gateway to one replica."""
+    services = build.of_kind("Service")
+    gateway = build.settings("gateway")
+    for deployment, target in (
+        ("stt", gateway.stt_target),
+        ("translate", gateway.translate_target),
+    ):
+        assert target.startswith("dns:///"), target
+        host, _, port = target.removeprefix("dns:///").rpartition(":")
+        assert services[host]["spec"].get("clusterIP") == "None", host
+        (service_port,) = [p for p in services[host]["spec"]["ports"] if p["port"] == int(port)]
+        assert service_port["targetPort"] == "grpc", host
+        assert int(port) == build.settings(deployment).port, target
+        assert _selects(
+            {"matchLabels": services[host]["spec"]["selector"]},
+            build.template(deployment)["metadata"]["labels"],
+        ), host
+    # Envoy resolves `gateway` (STRICT_DNS) to balance over and health-check each gateway.
+    ports = {p["port"] for p in services["gateway"]["spec"]["ports"]}
+    assert services["gateway"]["spec"].get("clusterIP") == "None"
+    assert ports == {gateway.port, gateway.http_port}
+
+
+def test_pods_run_unprivileged_within_requests(build: Build) -> None:
+    for name in build.of_kind("Deployment"):
+        pod = build.template(name)["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] != 0, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert pod["automountServiceAccountToken"] is False, name
+        container = build.container(name)
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }, name
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= resources["requests"].keys(), name
+        assert "memory" in resources["limits"], name
+
+
+def test_only_stt_in_the_gpu_overlay_takes_a_gpu(build: Build) -> None:
+    stt = build.container("stt")
+    settings = build.settings("stt")
+    image_tag = stt["image"].rpartition(":")[2]
+    if build.overlay == "gpu":
+        tolerations = build.template("stt")["spec"]["tolerations"]
+        assert stt["resources"]["limits"][GPU] == 1
+        assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in tolerations
+        assert (settings.device, image_tag.endswith("-cuda")) == ("cuda", True)
+    else:
+        assert (settings.device, image_tag.endswith("-cpu")) == ("cpu", True)
+        # CTranslate2 would otherwise start a thread per core of the node.
+        assert settings.cpu_threads == int(stt["resources"]["requests"]["cpu"])
+    for name in build.of_kind("Deployment"):
+        if name == "stt" and build.overlay == "gpu":
+            continue
+        assert GPU not in str(build.container(name)["resources"]), name
+        assert "tolerations" not in build.template(name)["spec"], name
+
+
+def test_every_deployment_has_a_disruption_budget_that_leaves_one_serving(build: Build) -> None:
+    budgets = build.of_kind("PodDisruptionBudget").values()
+    autoscalers = {
+        hpa["spec"]["scaleTargetRef"]["name"]: hpa
+        for hpa in build.of_kind("HorizontalPodAutoscaler").values()
+    }
+    for name in build.of_kind("Deployment"):
+        labels = build.template(name)["metadata"]["labels"]
+        (budget,) = [b for b in budgets if _selects(b["spec"]["selector"], labels)]
+        assert budget["spec"]["maxUnavailable"] == 1, name
+        assert autoscalers[name]["spec"]["minReplicas"] >= 2, name
+
+
+def test_autoscalers_scale_deployments_on_metrics_the_code_exports(build: Build) -> None:
+    deployments = build.of_kind("Deployment")
+    autoscalers = build.of_kind("HorizontalPodAutoscaler").values()
+    assert sorted(hpa["spec"]["scaleTargetRef"]["name"] for hpa in autoscalers) == sorted(
+        deployments
+    )
+    for hpa in autoscalers:
+        target = hpa["spec"]["scaleTargetRef"]
+        assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
+        name = target["name"]
+        # The autoscaler owns the count: a `replicas` here would be reset by every apply.
+        assert "replicas" not in deployments[name]["spec"], name
+        for metric in hpa["spec"]["metrics"]:
+            if metric["type"] == "Resource":
+                resource = metric["resource"]["name"]
+                assert resource in build.container(name)["resources"]["requests"], name
+                continue
+            assert metric["type"] == "Pods", name
+            wanted = metric["pods"]["metric"]
+            exported = SERVICES[name].metrics()
+            assert wanted["name"] in exported, (name, wanted["name"], sorted(exported))
+            gauge = exported[wanted["name"]]
+            # Averaged over pods as it is: a counter would need a rate.
+            assert gauge.describe()[0].type == "gauge", wanted["name"]
+            labels = wanted.get("selector", {}).get("matchLabels", {})
+            # prometheus_client keeps a metric's label names only here.
+            assert labels.keys() <= set(gauge._labelnames), (wanted["name"], labels)
+            if "method" in labels:
+                assert labels["method"] in SERVICES[name].proto.methods_by_name, labels
+
+
+def test_gateways_scale_out_before_they_refuse_streams(build: Build) -> None:
+    (hpa,) = [
+        hpa
+        for hpa in build.of_kind("HorizontalPodAutoscaler").values()
+        if hpa["spec"]["scaleTargetRef"]["name"] == "gateway"
+    ]
+    (streams,) = [
+        m["pods"]
+        for m in hpa["spec"]["metrics"]
+        if m["type"] == "Pods" and m["pods"]["metric"]["name"] == "dragoman_gateway_active_streams"
+    ]
+    assert int(streams["target"]["averageValue"]) < build.settings("gateway").max_streams
+
+
+def test_monitoring_files_serve_what_the_autoscalers_ask(build: Build) -> None:
+    """The Prometheus Adapter's rules name every per-pod metric an HPA uses, and the
+    PodMonitor scrapes every pod that exports metrics."""
+    adapter = yaml.safe_load((K8S / "monitoring" / "prometheus-adapter-values.yaml").read_text())
+    served = {rule["name"]["as"]: rule["seriesQuery"] for rule in adapter["rules"]["custom"]}
+    for hpa in build.of_kind("HorizontalPodAutoscaler").values():
+        for metric in hpa["spec"]["metrics"]:
+            if metric["type"] == "Pods":
+                name = metric["pods"]["metric"]["name"]
+                assert served.get(name, "").startswith(name + "{"), name
+    monitor = yaml.safe_load((K8S / "monitoring" / "podmonitor.yaml").read_text())
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    for name in SERVICES:
+        deployment = build.of_kind("Deployment")[name]
+        assert deployment["metadata"]["namespace"] == monitor["metadata"]["namespace"], name
+        labels = build.template(name)["metadata"]["labels"]
+        assert _selects(monitor["spec"]["selector"], labels), name
+        assert endpoint["port"] in {p["name"] for p in build.container(name)["ports"]}, name
