@@ -16,11 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dragoman.speech.v1 import speech_pb2
-from dragoman.stt.v1 import stt_pb2
-from dragoman.translate.v1 import translate_pb2
-from server.settings import GatewaySettings
 from stt.settings import SttSettings
+from tests.deploy.services import SERVICES
 from translate.settings import TranslateSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,17 +27,8 @@ PROFILES = [(), ("gpu",), ("cpu",)]
 COLLECTOR = "otel-collector"
 
 
-def _service(descriptor, name: str) -> str:
-    return descriptor.DESCRIPTOR.services_by_name[name].full_name
-
-
-#: Compose service -> the settings it runs with and the gRPC service its health names.
-DRAGOMAN = {
-    "gateway": (GatewaySettings, _service(speech_pb2, "SpeechService")),
-    "stt": (SttSettings, _service(stt_pb2, "SttService")),
-    "stt-cpu": (SttSettings, _service(stt_pb2, "SttService")),
-    "translate": (TranslateSettings, _service(translate_pb2, "TranslateService")),
-}
+DRAGOMAN = {**SERVICES, "stt-cpu": SERVICES["stt"]}
+"""By compose service name: the CPU profile runs the STT service as `stt-cpu`."""
 
 
 @functools.cache
@@ -137,11 +125,11 @@ def test_scalable_services_pin_nothing_to_one_container(profiles: tuple[str, ...
 
 def test_health_checks_ask_grpc_health_for_each_service() -> None:
     services = {**config("gpu")["services"], **config("cpu")["services"]}
-    for name, (settings, health_service) in DRAGOMAN.items():
-        port = settings.model_fields["port"].default
+    for name, service in DRAGOMAN.items():
+        port = service.settings.model_fields["port"].default
         test = services[name]["healthcheck"]["test"]
         assert test == [
-            "CMD", "dragoman", "health", f"127.0.0.1:{port}", "--service", health_service
+            "CMD", "dragoman", "health", f"127.0.0.1:{port}", "--service", service.health_name
         ], name  # fmt: skip
     envoy = services["envoy"]["healthcheck"]["test"]
     assert "/healthz" in envoy[-1]
@@ -187,11 +175,11 @@ def test_the_collector_receives_otlp_and_exports_to_jaeger_v2() -> None:
 def test_containers_stop_after_their_drain(profiles: tuple[str, ...]) -> None:
     """Compose sends SIGTERM, then SIGKILL after stop_grace_period: the drain must fit."""
     for name, service in dragoman_services(profiles).items():
-        settings, _ = DRAGOMAN[name]
-        prefix = settings.model_config["env_prefix"]
+        settings = DRAGOMAN[name].settings
         drain = float(
             service["environment"].get(
-                f"{prefix}DRAIN_GRACE_S", settings.model_fields["drain_grace_s"].default
+                f"{DRAGOMAN[name].prefix}DRAIN_GRACE_S",
+                settings.model_fields["drain_grace_s"].default,
             )
         )
         assert seconds(service["stop_grace_period"]) > drain, name

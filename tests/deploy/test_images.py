@@ -32,6 +32,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from tests.deploy.services import SERVICES
 from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +42,6 @@ INSTALL_SCRIPT = "/src/deploy/docker/install.sh"
 #: Where the images put their environment, models and page; a temporary folder here.
 IMAGE_PREFIX = "/opt/dragoman"
 JFK = ROOT / "tests" / "data" / "speech" / "en" / "jfk.wav"
-SERVICES = {
-    "gateway": "dragoman.speech.v1.SpeechService",
-    "stt": "dragoman.stt.v1.SttService",
-    "translate": "dragoman.translate.v1.TranslateService",
-}
 PAGE = "<!doctype html><title>the page the gateway image serves</title>\n"
 
 
@@ -484,7 +480,7 @@ def test_composes_health_check_passes_in_each_image(
     """Run with the image's own `dragoman`, on the port the test gave the service."""
     program, *arguments = compose_healthcheck(service)
     assert program == "dragoman"
-    assert SERVICES[checked] in arguments
+    assert SERVICES[checked].health_name in arguments
     command = [str(running.images.built[image].bin / program)] + [
         re.sub(r"^127\.0\.0\.1:\d+$", f"127.0.0.1:{running.ports[checked]}", argument)
         for argument in arguments

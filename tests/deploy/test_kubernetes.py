@@ -19,18 +19,12 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
-from pydantic_settings import BaseSettings
 
 from dragoman.metrics import Metrics, WorkMetrics
-from dragoman.speech.v1 import speech_pb2
-from dragoman.stt.v1 import stt_pb2
-from dragoman.translate.v1 import translate_pb2
 from server.metrics import GatewayMetrics
-from server.settings import GatewaySettings
 from stt.app import SttApp
-from stt.settings import SttSettings
+from tests.deploy.services import SERVICES
 from translate.app import TranslateApp
-from translate.settings import TranslateSettings
 
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -71,32 +65,12 @@ def _translate_metrics() -> dict[str, MetricWrapperBase]:
     return _collectors(metrics, WorkMetrics(metrics, "backend"))
 
 
-@dataclass(frozen=True)
-class Service:
-    """What the code says about a Dragoman service that a Deployment runs."""
-
-    settings: type[BaseSettings]
-    proto: Any
-    """The gRPC service's descriptor: its name is the health service name."""
-    metrics: Callable[[], dict[str, MetricWrapperBase]]
-
-    @property
-    def prefix(self) -> str:
-        return self.settings.model_config["env_prefix"]
-
-
-SERVICES = {
-    "gateway": Service(
-        GatewaySettings, speech_pb2.DESCRIPTOR.services_by_name["SpeechService"], _gateway_metrics
-    ),
-    "stt": Service(SttSettings, stt_pb2.DESCRIPTOR.services_by_name["SttService"], _stt_metrics),
-    "translate": Service(
-        TranslateSettings,
-        translate_pb2.DESCRIPTOR.services_by_name["TranslateService"],
-        _translate_metrics,
-    ),
+METRICS: dict[str, Callable[[], dict[str, MetricWrapperBase]]] = {
+    "gateway": _gateway_metrics,
+    "stt": _stt_metrics,
+    "translate": _translate_metrics,
 }
-"""By Deployment name; the edge Deployment runs Envoy."""
+"""What each service exports, by Deployment name; the edge Deployment runs Envoy."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +178,7 @@ def test_probes_ask_the_ports_and_health_services_the_code_serves(build: Build) 
         assert ports == expected, deployment
         annotations = build.template(deployment)["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(settings.metrics_port), deployment
-        name = SERVICES[deployment].proto.full_name
+        name = SERVICES[deployment].health_name
         for kind in ("startupProbe", "readinessProbe"):
             assert container[kind]["grpc"] == {"port": settings.port, "service": name}, (
                 deployment,
@@ -343,7 +317,7 @@ def test_autoscalers_scale_deployments_on_metrics_the_code_exports(build: Build)
                 continue
             assert metric["type"] == "Pods", name
             wanted = metric["pods"]["metric"]
-            exported = SERVICES[name].metrics()
+            exported = METRICS[name]()
             assert wanted["name"] in exported, (name, wanted["name"], sorted(exported))
             gauge = exported[wanted["name"]]
             # Averaged over pods as it is: a counter would need a rate.
