@@ -129,6 +129,9 @@ class GatewayApp:
             self.settings.host, self.settings.port, self.settings.metrics_port
         )
         await self.web.start(self.settings.host, self.settings.http_port)
+        self.stt.connect()
+        if self.translate is not None:
+            self.translate.connect()
         catalog = await self._wait_for_stt()
         logger.info(
             "gateway listening on %s:%d (gRPC) and %s (WebSocket, page), STT at %s serving %s",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
+from grpc.aio import ClientCallDetails, UnaryUnaryCall
 
 from dragoman.serving import channel_options
 
@@ -38,6 +39,26 @@ def service_config(service: str) -> str:
     )
 
 
+class CancelOnCancel(grpc.aio.UnaryUnaryClientInterceptor):
+    """Makes cancelling the caller cancel the call, by awaiting it innermost.
+
+    OpenTelemetry's aio client interceptor awaits `call.code()`, which a cancellation does
+    not forward to the call (opentelemetry-python-contrib#3271): a stream that ended, or
+    an interim that went stale, left its STT or translation call running on the replica
+    until the call's own deadline. Awaited here, below every other interceptor, the call
+    is what a cancellation reaches, and gRPC cancels it on the wire."""
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[ClientCallDetails, Any], Any],
+        client_call_details: ClientCallDetails,
+        request: Any,
+    ) -> UnaryUnaryCall:
+        call = await continuation(client_call_details, request)
+        await call
+        return call
+
+
 def open_channel(
     target: str,
     service: str,
@@ -47,7 +68,8 @@ def open_channel(
     credentials: grpc.ChannelCredentials | None = None,
 ) -> grpc.aio.Channel:
     """`interceptors` are the tracing ones: they carry the caller's trace to the backend;
-    `credentials` make it TLS (None: plaintext)."""
+    `credentials` make it TLS (None: plaintext). Cancelling a call's caller cancels the
+    call (`CancelOnCancel`)."""
     options = [
         *channel_options(max_message_bytes),
         ("grpc.service_config", service_config(service)),
@@ -56,11 +78,10 @@ def open_channel(
         # a long utterance's final would not be retried when its replica dies.
         ("grpc.per_rpc_retry_buffer_size", max_message_bytes),
     ]
+    chain = [*interceptors, CancelOnCancel()]
     if credentials is not None:
-        return grpc.aio.secure_channel(
-            target, credentials, options=options, interceptors=list(interceptors)
-        )
-    return grpc.aio.insecure_channel(target, options=options, interceptors=list(interceptors))
+        return grpc.aio.secure_channel(target, credentials, options=options, interceptors=chain)
+    return grpc.aio.insecure_channel(target, options=options, interceptors=chain)
 
 
 class BackendClient:
@@ -89,6 +110,13 @@ class BackendClient:
             credentials=credentials,
         )
         self._stub = self.stub_class(self._channel)
+
+    def connect(self) -> None:
+        """Starts connecting now rather than at the first call, so that the first stream
+        does not wait for a connection and the channel's health watch on each replica (one
+        long-lived call per replica) exists before any stream, not from whichever stream
+        happened to call first."""
+        self._channel.get_state(try_to_connect=True)
 
     async def close(self) -> None:
         await self._channel.close()

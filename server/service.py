@@ -106,6 +106,9 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         raises GatewayError for the transport to turn into its own status."""
         self.active_streams += 1
         self.metrics.streams.labels(transport).inc()
+        current = asyncio.current_task()
+        if current is not None:
+            current.set_name(f"session {session_id}")
         self.metrics.active_streams.labels(transport).inc()
         trace.get_current_span().set_attribute("dragoman.session_id", session_id)
         stream: RecognitionStream | None = None

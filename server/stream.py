@@ -216,10 +216,10 @@ class RecognitionStream:
 
     async def run(self, requests: AsyncIterator[Request]) -> AsyncIterator[Response]:
         """Yields responses until the input ends and every final is out, or raises."""
-        self._reader = asyncio.create_task(self._guard(self._read(requests)))
-        tasks = [self._reader, asyncio.create_task(self._guard(self._transcribe()))]
+        self._reader = self._task(self._guard(self._read(requests)), "reader")
+        tasks = [self._reader, self._task(self._guard(self._transcribe()), "transcriber")]
         if self._live:
-            tasks.append(asyncio.create_task(self._watch_idle()))
+            tasks.append(self._task(self._watch_idle(), "idle watch"))
         try:
             while True:
                 item = await self._out.get()
@@ -229,14 +229,19 @@ class RecognitionStream:
                     raise item
                 yield item
         finally:
-            for task in [*tasks, self._interim_task, self._interim_translation]:
-                if task is not None:
-                    task.cancel()
+            tasks.extend(t for t in (self._interim_task, self._interim_translation) if t)
+            for task in tasks:
+                task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._drain_cut is not None:
                 self._drain_cut.cancel()
             self._decoder.close()
             self._spans.close()
+
+    def _task(self, work: Coroutine[Any, Any, None], role: str) -> asyncio.Task[None]:
+        """A task of this stream, named after its session so that a task dump shows whose
+        it is."""
+        return asyncio.create_task(work, name=f"session {self._session_id} {role}")
 
     def drain(self, cut_after_s: float, reason: GatewayError) -> None:
         """Ends the stream at its next pause, for a server that is shutting down.
@@ -437,7 +442,7 @@ class RecognitionStream:
                 self._wake.clear()
                 continue
             started = time.monotonic()
-            self._interim_task = task = asyncio.create_task(self._interim(*interim))
+            self._interim_task = task = self._task(self._interim(*interim), "interim")
             await asyncio.wait([task])
             self._interim_task = None
             if not task.cancelled() and task.exception() is not None:
@@ -596,7 +601,9 @@ class RecognitionStream:
         if self._options.translate_interim and self._utterance_languages.targets:
             translating = self._interim_translation
             if translating is None or translating.done():
-                self._interim_translation = asyncio.create_task(self._translate_interim())
+                self._interim_translation = self._task(
+                    self._translate_interim(), "interim translation"
+                )
 
     async def _translate_interim(self) -> None:
         """Translates the latest interim text, one translation in flight per stream (so one

@@ -70,6 +70,27 @@ class RunningStack:
 
         return self.loop.run(count())
 
+    def stream_tasks(self, *, besides: set[str] = frozenset()) -> list[str]:
+        """Names of the tasks of streams (named `session <id> ...` by the gateway), except
+        those of the sessions `besides`."""
+
+        async def names() -> list[str]:
+            return [task.get_name() for task in asyncio.all_tasks()]
+
+        return [
+            name
+            for name in self.loop.run(names())
+            if name.startswith("session ") and name.split()[1] not in besides
+        ]
+
+    def streams_settled(self, *, besides: set[str], timeout_s: float = 5) -> list[str]:
+        """Waits until the only stream tasks left are those of the sessions `besides`;
+        returns the names of those still there after `timeout_s` (none: settled)."""
+        deadline = time.monotonic() + timeout_s
+        while (left := self.stream_tasks(besides=besides)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
+
     def settled(self, baseline_tasks: int, timeout_s: float = 10) -> bool:
         """Waits until no stream is active and no task is left beyond `baseline_tasks`."""
         assert self.stack.gateway is not None

@@ -3,13 +3,14 @@ stopped together."""
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import grpc
 
 from dragoman.metrics import WorkMetrics
 from dragoman.serving import Replica, ServiceHost, serve_replica
 from dragoman.translate.v1 import translate_pb2_grpc
-from translate.backends import BackendError, load_backend
+from translate.backends import BackendError, TranslationBackend, load_backend
 from translate.batcher import Batcher
 from translate.service import SERVICE_NAME, TranslateServicer
 from translate.settings import TranslateSettings
@@ -22,9 +23,16 @@ class TranslateApp(Replica):
     description = "translation service"
     telemetry_name = "translate"
 
-    def __init__(self, settings: TranslateSettings) -> None:
+    def __init__(
+        self,
+        settings: TranslateSettings,
+        *,
+        load: Callable[[str, TranslateSettings], TranslationBackend] = load_backend,
+    ) -> None:
+        """`load` loads a backend by name (another one wraps or replaces an engine)."""
         super().__init__(settings)
         self.settings: TranslateSettings = settings
+        self._load_backend = load
         self.batcher = Batcher(
             max_batch_size=settings.max_batch_size,
             batch_window_ms=settings.batch_window_ms,
@@ -55,7 +63,7 @@ class TranslateApp(Replica):
         failure: BackendError | None = None
         for name in self.settings.backend_names:
             try:
-                backend = await asyncio.to_thread(load_backend, name, self.settings)
+                backend = await asyncio.to_thread(self._load_backend, name, self.settings)
             except BackendError as error:
                 logger.error("backend %s failed to load: %s", name, error)
                 self.servicer.mark_failed(name, str(error))

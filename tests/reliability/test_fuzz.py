@@ -2,13 +2,16 @@
 frames against the real gateway, while a well-behaved stream runs beside them.
 
 Whatever arrives, a call ends with a status a client can act on (never UNKNOWN or
-INTERNAL), nothing is left running, and the well-behaved stream is not disturbed.
+INTERNAL), nothing that a call started is left running once it ended (checked after every
+example, so that hypothesis shrinks a leak to the example that caused it), and the
+well-behaved stream is not disturbed.
 """
 
 import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import grpc
 import pytest
@@ -108,31 +111,49 @@ controls = st.one_of(
 messages = st.lists(st.one_of(streaming_configs, audio, controls), max_size=12)
 
 
+@dataclass
+class Beside:
+    """The well-behaved stream's sessions so far: their tasks are not leftovers."""
+
+    sessions: set[str] = field(default_factory=set)
+
+
 @pytest.fixture(scope="module")
-def beside(stack) -> Iterator[None]:
+def beside(stack) -> Iterator[Beside]:
     """A well-behaved real-time stream, again and again through every fuzz test of the
     module; at the end, its transcripts are right and nothing is left running."""
     baseline_tasks = stack.task_count()
     jfk = read_wav(DATA / "en" / "jfk.wav")
     texts: list[str] = []
+    running = Beside()
     stop = threading.Event()
 
     def run() -> None:
         while not stop.is_set():
-            responses = stack.stub.StreamingRecognize(
+            finals = []
+            for response in stack.stub.StreamingRecognize(
                 paced([config_request(jfk), *audio_requests(jfk)], 0.1), timeout=120
-            )
-            texts.append(" ".join(r.result.transcript for r in responses if r.result.is_final))
+            ):
+                if response.HasField("session"):
+                    running.sessions.add(response.session.session_id)
+                elif response.result.is_final:
+                    finals.append(response.result.transcript)
+            texts.append(" ".join(finals))
 
     thread = threading.Thread(target=run)
     thread.start()
-    yield
+    yield running
     stop.set()
     thread.join(120)
     assert texts, "the well-behaved stream ran"
     for text in texts:
         assert "ask not what your country can do for you" in normalize(text)
     assert stack.settled(baseline_tasks), "no stream or task is left behind"
+
+
+def _assert_nothing_left(stack, beside: Beside) -> None:
+    left = stack.streams_settled(besides=beside.sessions)
+    assert not left, f"tasks left running after their stream ended: {left}"
 
 
 def _status(call_requests: list[Request], stack) -> tuple[grpc.StatusCode, str]:
@@ -144,21 +165,22 @@ def _status(call_requests: list[Request], stack) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.OK, ""
 
 
-def _answers_clearly(call_requests: list[Request], stack) -> bool:
+def _answers_clearly(call_requests: list[Request], stack, beside: Beside) -> bool:
     code, message = _status(call_requests, stack)
+    _assert_nothing_left(stack, beside)
     return code in ANSWERS and (code == grpc.StatusCode.OK or bool(message))
 
 
 @FUZZ
 @given(first=streaming_configs, rest=messages)
 def test_random_configs_and_messages_get_a_clear_status(stack, beside, first, rest) -> None:
-    assert _answers_clearly([first, *rest], stack)
+    assert _answers_clearly([first, *rest], stack, beside)
 
 
 @FUZZ
 @given(rest=messages)
 def test_random_message_orders_after_a_valid_config_get_a_clear_status(stack, beside, rest) -> None:
-    assert _answers_clearly([config_request(), *rest], stack)
+    assert _answers_clearly([config_request(), *rest], stack, beside)
 
 
 @FUZZ
@@ -166,7 +188,7 @@ def test_random_message_orders_after_a_valid_config_get_a_clear_status(stack, be
 def test_random_audio_bytes_get_a_clear_status(stack, beside, encoding, chunks) -> None:
     config = config_request()
     config.streaming_config.config.encoding = encoding
-    assert _answers_clearly([config, *(Request(audio_content=c) for c in chunks)], stack)
+    assert _answers_clearly([config, *(Request(audio_content=c) for c in chunks)], stack, beside)
 
 
 @FUZZ
@@ -174,8 +196,8 @@ def test_random_audio_bytes_get_a_clear_status(stack, beside, encoding, chunks) 
     sent=st.integers(0, 30), chunk_ms=st.sampled_from([10, 50, 100]), wait_ms=st.integers(0, 300)
 )
 def test_random_disconnects_get_cleaned_up(stack, beside, sent, chunk_ms, wait_ms) -> None:
-    """A client vanishes after `sent` chunks and `wait_ms`; the module's fixture checks at
-    the end that none of them left a stream or a task behind."""
+    """A client vanishes after `sent` chunks and `wait_ms`; its stream leaves nothing
+    behind."""
     jfk = read_wav(DATA / "en" / "jfk.wav")
     hold = threading.Event()
 
@@ -189,6 +211,7 @@ def test_random_disconnects_get_cleaned_up(stack, beside, sent, chunk_ms, wait_m
     time.sleep(wait_ms / 1000)
     call.cancel()
     hold.set()
+    _assert_nothing_left(stack, beside)
 
 
 text_frames = st.one_of(
@@ -215,6 +238,7 @@ frames = st.lists(st.one_of(text_frames, st.binary(max_size=3000)), max_size=10)
 @given(sequence=frames)
 def test_malformed_websocket_frames_get_a_clear_close(stack, beside, sequence) -> None:
     conversation = stack.loop.run(converse(stack.bridge_url, [*sequence, '{"endOfAudio":{}}']))
+    _assert_nothing_left(stack, beside)
     allowed = {1000} | {4000 + code.value[0] for code in ANSWERS}
     assert conversation.close_code in allowed
     if conversation.close_code != 1000:

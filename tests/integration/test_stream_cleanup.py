@@ -1,0 +1,129 @@
+"""Everything a stream starts ends with it: a backend call held in flight when the stream
+fails is cancelled, and no long-lived call starts because of whichever stream came first.
+
+The translation service here is the real one, with Bergamot behind a gate that holds each
+translation until the test opens it, so the order of events is forced, not hoped for.
+"""
+
+import threading
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from tests.conftest import DATA, own_gateway
+from tests.streaming import audio_requests, config_request, finals, read_wav
+from translate.app import TranslateApp
+from translate.backends import TranslationBackend, load_backend
+from translate.settings import TranslateSettings
+
+Request = speech_pb2.StreamingRecognizeRequest
+
+
+class GatedBackend:
+    """A backend whose translations wait for `gate`; `entered` is set by the first one."""
+
+    def __init__(self, backend: TranslationBackend) -> None:
+        self.name = backend.name
+        self._backend = backend
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return self._backend.pairs()
+
+    def translate(self, texts: list[str], source: str, target: str) -> list[str]:
+        self.entered.set()
+        self.gate.wait(60)
+        return self._backend.translate(texts, source, target)
+
+
+@pytest.fixture
+def gated(stack) -> Iterator[tuple[TranslateApp, GatedBackend]]:
+    """A translation replica of its own whose Bergamot is gated."""
+    backends: list[GatedBackend] = []
+
+    def load(name: str, settings: TranslateSettings) -> TranslationBackend:
+        backends.append(GatedBackend(load_backend(name, settings)))
+        return backends[-1]
+
+    app = TranslateApp(
+        TranslateSettings(host="127.0.0.1", port=0, metrics_port=0, drain_grace_s=1.0),
+        load=load,
+    )
+
+    async def start() -> None:
+        await app.start()
+        await app.wait_ready()
+
+    stack.loop.run(start())
+    try:
+        yield app, backends[0]
+    finally:
+        backends[0].gate.set()
+        stack.loop.run(app.stop())
+
+
+def _in_flight(app: TranslateApp, method: str) -> float:
+    value = app.metrics.registry.get_sample_value(
+        "dragoman_translate_calls_in_flight", {"method": method}
+    )
+    return value or 0.0
+
+
+def _wait_for(condition, timeout_s: float = 10) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_a_translation_in_flight_when_the_stream_fails_is_cancelled(stack, gated) -> None:
+    translation, backend = gated
+    jfk = read_wav(DATA / "en" / "jfk.wav")
+    config = config_request(jfk)
+    config.streaming_config.config.translation_language_codes.append("pt")
+
+    def requests() -> Iterator[Request]:
+        yield config
+        yield from audio_requests(jfk)
+        assert backend.entered.wait(60), "a final's translation reached the backend"
+        yield Request(control=speech_pb2.StreamingControl())
+
+    with own_gateway(stack, translate_target=translation.address) as gateway:
+        with grpc.insecure_channel(gateway.address) as channel:
+            stub = speech_pb2_grpc.SpeechServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as failed:
+                list(stub.StreamingRecognize(requests(), timeout=60))
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert _wait_for(lambda: _in_flight(translation, "Translate") == 0), (
+            "the gateway cancelled the translation its failed stream had in flight"
+        )
+        assert not stack.streams_settled(besides=set()), "the stream's tasks ended"
+        assert not backend.gate.is_set(), "the translation was still held when it was cancelled"
+
+
+def test_the_translation_health_watch_starts_with_the_gateway(stack, gated) -> None:
+    """gRPC's client-side health checking keeps one Watch call open per replica; it must
+    start when the gateway does, not from the first stream that asks for a translation
+    (which would make that stream look like it left a call behind)."""
+    translation, backend = gated
+    backend.gate.set()
+    assert _in_flight(translation, "Watch") == 0
+    with own_gateway(stack, translate_target=translation.address) as gateway:
+        assert _wait_for(lambda: _in_flight(translation, "Watch") == 1), (
+            "the gateway watches the translation service's health before any stream"
+        )
+        jfk = read_wav(DATA / "en" / "jfk.wav")
+        config = config_request(jfk)
+        config.streaming_config.config.translation_language_codes.append("pt")
+        with grpc.insecure_channel(gateway.address) as channel:
+            stub = speech_pb2_grpc.SpeechServiceStub(channel)
+            results = finals(list(stub.StreamingRecognize(iter([config, *audio_requests(jfk)]))))
+        assert results[0].translations[0].text, "the stream was translated"
+        assert _in_flight(translation, "Watch") == 1
+        assert _wait_for(lambda: _in_flight(translation, "Translate") == 0)
