@@ -32,18 +32,24 @@ class PcmAudio:
         return [self.data[i : i + step] for i in range(0, len(self.data), step)]
 
 
-def read_pcm(path: str | Path) -> PcmAudio:
-    """Decodes the first audio stream of a file; more than 8 channels are mixed to stereo."""
+def read_pcm(
+    path: str | Path, *, sample_rate_hz: int | None = None, channels: int | None = None
+) -> PcmAudio:
+    """Decodes the first audio stream of a file, at its own rate and channels unless asked
+    for others (a benchmark joining clips needs one format); more than 8 channels are
+    mixed to stereo."""
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
-        channels = stream.codec_context.channels or 1
-        layout = stream.codec_context.layout.name if channels <= MAX_CHANNELS else "stereo"
-        resampler = av.AudioResampler(format="s16", layout=layout, rate=stream.codec_context.rate)
+        own = stream.codec_context.channels or 1
+        if channels is None:
+            channels = own if own <= MAX_CHANNELS else 2
+        layout = stream.codec_context.layout.name if channels == own else f"{channels}c"
+        layout = {"1c": "mono", "2c": "stereo"}.get(layout, layout)
+        rate = sample_rate_hz or stream.codec_context.rate
+        resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
         pieces: list[np.ndarray] = []
         for frame in container.decode(stream):
             pieces.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
         pieces.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-        rate = stream.codec_context.rate
-    channels = min(channels, MAX_CHANNELS) if channels <= MAX_CHANNELS else 2
     samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int16)
     return PcmAudio(samples.astype("<i2").tobytes(), rate, channels)

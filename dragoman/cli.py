@@ -48,6 +48,10 @@ def _client_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="model name; empty is the service default")
 
 
+def _gateway_default(name: str) -> float:
+    return GatewaySettings.model_fields[name].default
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dragoman", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -84,7 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     transcribe = commands.add_parser("transcribe", help="stream an audio file to a gateway")
     transcribe.add_argument("file", help="any audio file PyAV can decode")
     _client_arguments(transcribe)
-    transcribe.add_argument("--fast", action="store_true", help="send as fast as possible")
+    transcribe.add_argument(
+        "--fast",
+        action="store_true",
+        help="send as fast as the server reads: a live stream is read at most max_speedup "
+        "times faster than real time after a speedup_burst_s head start "
+        f"({_gateway_default('max_speedup'):g}x after {_gateway_default('speedup_burst_s'):g} "
+        "s by default), the server holding the sender back by flow control; use Recognize "
+        "for a whole file at full speed",
+    )
     transcribe.add_argument("--json", action="store_true", help="every response as a JSON line")
     transcribe.add_argument("--no-interim", action="store_true", help="final results only")
     transcribe.add_argument("--words", action="store_true", help="ask for word time offsets")

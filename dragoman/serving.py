@@ -23,7 +23,8 @@ from dragoman.tracing import Tracing
 
 logger = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 PREVIOUS_ATTEMPTS = "grpc-previous-rpc-attempts"
 """Metadata gRPC adds to a retried call: how many attempts came before."""
 CONNECTION_AGE_GRACE_S = 60.0
@@ -88,10 +89,15 @@ class ServiceHost:
         tls: TlsFiles,
         authenticator: Authenticator | None = None,
         max_connection_age_s: float | None = None,
+        stream_window_bytes: int | None = None,
     ) -> None:
         """`authenticator` guards every method but health and reflection when it is
         enabled; `tls` names the certificates of the port (none: plaintext);
-        `max_connection_age_s` has clients reconnect, and so re-resolve, that often."""
+        `max_connection_age_s` has clients reconnect, and so re-resolve, that often.
+
+        `stream_window_bytes` fixes each stream's HTTP/2 receive window: a stream the
+        server stops reading then holds at most that much. By default gRPC grows windows
+        by bandwidth-delay probing, to megabytes on a fast link."""
         self.service_names = list(service_names)
         self.tracing = tracing
         self.metrics = metrics
@@ -106,6 +112,11 @@ class ServiceHost:
             options += [
                 ("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
                 ("grpc.max_connection_age_grace_ms", int(CONNECTION_AGE_GRACE_S * 1000)),
+            ]
+        if stream_window_bytes is not None:
+            options += [
+                ("grpc.http2.bdp_probe", 0),
+                ("grpc.http2.lookahead_bytes", stream_window_bytes),
             ]
         self.server = grpc.aio.server(options=options, interceptors=interceptors)
         self.health = health.aio.HealthServicer()

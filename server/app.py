@@ -51,6 +51,7 @@ class GatewayApp:
             metrics=self.metrics,
             tls=settings,
             authenticator=authenticator,
+            stream_window_bytes=settings.stream_window_bytes,
         )
         backend = {
             "timeout_s": settings.stt_timeout_s,

@@ -1,13 +1,17 @@
 """The limits a live stream's audio must keep: pace, duration and silence of the sender.
 
-Each limit ends a stream the same gentle way: no more audio is read, the utterance in
-progress is finalized and its final result sent, and only then does the stream end with
-the limit's status, so a limit never loses what was already said.
+A sender that is too fast is held back, not refused: the stream stops reading until the
+audio it has read fits the pace, and the transport's own flow control (HTTP/2 windows for
+gRPC, paused socket reads for the WebSocket bridge) makes the sender wait, so any client
+sending as fast as it can gets every result at the allowed speed. The length and idle
+limits end a stream the same gentle way: no more audio is read, the utterance in progress
+is finalized and its final result sent, and only then does the stream end with the
+limit's status, so a limit never loses what was already said.
 """
 
 from dataclasses import dataclass
 
-from server.errors import GatewayError, OverloadedError, StreamLimitError
+from server.errors import GatewayError, StreamLimitError
 
 
 @dataclass(frozen=True)
@@ -17,9 +21,9 @@ class StreamLimits:
     idle_timeout_s: float
     """Longest gap between two audio messages."""
     max_speedup: float
-    """How many times faster than real time audio may arrive, past the burst."""
+    """How many times faster than real time audio is read, past the burst."""
     speedup_burst_s: float
-    """Audio seconds a stream may be ahead of real time before the pace counts."""
+    """Audio seconds a stream may be ahead of real time before the pace holds it back."""
 
 
 class AudioPace:
@@ -30,22 +34,23 @@ class AudioPace:
         self._started_at = started_at
         self._live = live
 
-    def check(self, audio_s: float, now: float) -> GatewayError | None:
-        """The limit `audio_s` seconds of audio received by `now` breaks, if any."""
+    def check(self, audio_s: float) -> GatewayError | None:
+        """The limit that `audio_s` seconds of audio break, if any."""
         limits = self.limits
         if audio_s > limits.max_stream_s:
             return StreamLimitError(
                 f"the stream reached its maximum length of {limits.max_stream_s:g} s of audio; "
                 "open a new stream to go on"
             )
-        allowed_s = limits.speedup_burst_s + (now - self._started_at) * limits.max_speedup
-        if self._live and audio_s > allowed_s:
-            return OverloadedError(
-                f"audio arrives faster than {limits.max_speedup:g} times real time (after "
-                f"{limits.speedup_burst_s:g} s of burst); send it at most that fast, or use "
-                "Recognize for a whole file"
-            )
         return None
+
+    def hold_s(self, audio_s: float, now: float) -> float:
+        """How long to stop reading at `now` so that `audio_s` seconds of audio fit the pace:
+        `speedup_burst_s` ahead of real time, then at most `max_speedup` times faster."""
+        if not self._live:
+            return 0.0
+        ahead_s = max(audio_s - self.limits.speedup_burst_s, 0.0)
+        return max(self._started_at + ahead_s / self.limits.max_speedup - now, 0.0)
 
     def idle_error(self) -> GatewayError:
         return StreamLimitError(

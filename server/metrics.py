@@ -30,6 +30,11 @@ class GatewayMetrics:
         self.audio_seconds = Counter(
             f"{prefix}_audio_seconds", "Audio received, in seconds", registry=registry
         )
+        self.throttled_seconds = Counter(
+            f"{prefix}_throttled_seconds",
+            "Time streams were not read because their audio arrived faster than max_speedup",
+            registry=registry,
+        )
         self.utterances = Counter(
             f"{prefix}_utterances",
             "Utterances given a final result, by why they ended",

@@ -3,7 +3,7 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from dragoman.serving import MiB
+from dragoman.serving import KiB, MiB
 from dragoman.settings import ServiceSettings
 from dragoman.tls import ServerTlsSettings
 
@@ -108,14 +108,21 @@ class GatewaySettings(ServiceSettings, ServerTlsSettings):
     max_speedup: float = Field(
         10.0,
         gt=0,
-        description="How many times faster than real time audio may arrive, after the burst "
-        "below; faster gets RESOURCE_EXHAUSTED",
+        description="How many times faster than real time a stream's audio is read, after the "
+        "burst below; a faster sender is held back by flow control, never refused",
     )
     speedup_burst_s: float = Field(
         30.0,
         ge=0,
-        description="Seconds of audio a stream may send ahead of that pace (a client's buffer, "
-        "a file sent at once)",
+        description="Seconds of audio a stream may send ahead of that pace before it is held "
+        "back (a client's buffer, the start of a file sent at once)",
+    )
+    stream_window_bytes: int = Field(
+        64 * KiB,
+        ge=16 * KiB,
+        description="HTTP/2 flow-control window of each stream on the gRPC port: the most a "
+        "sender held back to max_speedup has in flight to this gateway (64 KiB is 2 s of "
+        "16 kHz audio); larger speeds up uploads over long round trips",
     )
     final_persist_s: float = Field(
         20.0,

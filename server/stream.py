@@ -207,6 +207,8 @@ class RecognitionStream:
         self._interim_text = ""
         self._interim_ready_at = 0.0
         self._last_audio_at = time.monotonic()
+        self._held_until = 0.0
+        """Until when the reader holds a too fast sender back (see `_keep_pace`)."""
         self._previous_text = ""
         self.audio_seconds = 0.0
 
@@ -270,7 +272,7 @@ class RecognitionStream:
     async def _watch_idle(self) -> None:
         idle_timeout_s = self._tuning.limits.idle_timeout_s
         while not self._input_done:
-            silent_s = time.monotonic() - self._last_audio_at
+            silent_s = time.monotonic() - max(self._last_audio_at, self._held_until)
             if silent_s >= idle_timeout_s:
                 self._end_now(self._pace.idle_error())
                 return
@@ -305,12 +307,22 @@ class RecognitionStream:
                 await self._on_control(request.control)
             if self._input_done:
                 return
+            await self._keep_pace()
         tail = self._decoder.flush()
         self._count_audio(len(tail))
         self._handle(self._segmenter.push(tail))
         self._handle(self._segmenter.finalize(EndReason.END_OF_STREAM))
         self._input_done = True
         self._wake.set()
+
+    async def _keep_pace(self) -> None:
+        """Reads no further until the audio read so far fits the pace: the sender is held
+        back by the transport's flow control meanwhile, and is not idle."""
+        hold_s = self._pace.hold_s(self.audio_seconds, time.monotonic())
+        if hold_s > 0:
+            self._metrics.throttled_seconds.inc(hold_s)
+            self._held_until = time.monotonic() + hold_s
+            await asyncio.sleep(hold_s)
 
     def _on_request(self, request: Request) -> None:
         kind = request.WhichOneof("streaming_request")
@@ -356,7 +368,7 @@ class RecognitionStream:
         self._count_audio(len(samples))
         self._handle(self._segmenter.push(samples))
         self._wake.set()
-        broken = self._pace.check(self.audio_seconds, self._last_audio_at)
+        broken = self._pace.check(self.audio_seconds)
         if broken is not None:
             self._end_now(broken)
 

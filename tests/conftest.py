@@ -141,19 +141,27 @@ def stack(loop_thread: LoopThread) -> Iterator[RunningStack]:
     yield from running(embedded_stack("tiny.en"), loop_thread)
 
 
-@pytest.fixture(scope="session")
-def edge(stack: RunningStack) -> Iterator[Edge]:
-    """The real Envoy, from deploy/envoy.yaml, in front of the default stack."""
-    gateway = stack.stack.gateway
-    assert gateway is not None
+@contextlib.contextmanager
+def edge_in_front(gateway: GatewayApp, loop: LoopThread) -> Iterator[Edge]:
+    """The real Envoy, from deploy/envoy.yaml, in front of `gateway`."""
     edge = Edge(
         EdgeSettings(port=0, admin_port=0),
         grpc_address=("127.0.0.1", gateway.host.port),
         http_address=("127.0.0.1", gateway.web.port),
     )
-    stack.loop.run(edge.start())
-    yield edge
-    stack.loop.run(edge.stop())
+    loop.run(edge.start())
+    try:
+        yield edge
+    finally:
+        loop.run(edge.stop())
+
+
+@pytest.fixture(scope="session")
+def edge(stack: RunningStack) -> Iterator[Edge]:
+    """Envoy in front of the default stack."""
+    assert stack.stack.gateway is not None
+    with edge_in_front(stack.stack.gateway, stack.loop) as running_edge:
+        yield running_edge
 
 
 @contextlib.contextmanager

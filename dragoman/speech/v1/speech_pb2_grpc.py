@@ -81,6 +81,12 @@ class SpeechServiceServicer:
         carries `audio_content` or a `control` message. Half-closing the request
         stream flushes the utterance in progress: its final result is sent, then
         the server closes the response stream with OK.
+
+        Audio may be sent faster than real time (a file, a client's buffer): the
+        server reads a burst of it (the gateway's `speedup_burst_s`, 30 s by
+        default) at once, then at most `max_speedup` (10) times real time, and
+        holds a faster sender back with HTTP/2 flow control. A sender is never
+        refused for its pace; it waits, and gets every result.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
