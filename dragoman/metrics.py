@@ -173,6 +173,12 @@ class WorkMetrics:
             buckets=self.BATCH_BUCKETS,
             registry=registry,
         )
+        self.discarded_run = Counter(
+            f"{prefix}_discarded_run_seconds",
+            "Model time spent on jobs whose caller had gone before they finished",
+            [worker],
+            registry=registry,
+        )
         self._state = Gauge(
             f"{prefix}_{worker}_state",
             f"1 for the load state each configured {worker} is in (loading, ready, failed)",

@@ -26,8 +26,15 @@ class SttApp(Replica):
     def __init__(self, settings: SttSettings) -> None:
         super().__init__(settings)
         self.settings: SttSettings = settings
-        self.scheduler = Scheduler(max_queue=settings.max_queue)
         self.work_metrics = WorkMetrics(self.metrics, "model")
+        self.scheduler = Scheduler(
+            max_queue=settings.max_queue,
+            max_batch_size=settings.max_batch_size,
+            batch_wait_s=settings.batch_wait_ms / 1000,
+            on_discarded=lambda model, seconds: self.work_metrics.discarded_run.labels(model).inc(
+                seconds
+            ),
+        )
         self.work_metrics.queue_depth.set_function(lambda: self.scheduler.queued)
         for name in settings.model_names:
             self.work_metrics.set_state(name, "loading")
@@ -79,6 +86,7 @@ class SttApp(Replica):
             device=self.settings.device,
             compute_type=self.settings.compute_type,
             cpu_threads=self.settings.cpu_threads,
+            windows=self.settings.windows,
         )
 
 

@@ -1,22 +1,33 @@
-"""One Whisper model on one device, transcribing one utterance per call.
+"""One Whisper model on one device, decoding several utterances per call.
 
-The gateway has already cut the audio into utterances with its own VAD, so the engine
-decodes each one in a single pass with no VAD and no conditioning on earlier text, and
-keeps every segment with its statistics: the gateway, not the engine, decides which
-output is a hallucination and logs why.
+The gateway has already cut the audio into utterances with its own VAD, so each one is
+decoded in a single window with no VAD and no conditioning on earlier text, and every
+segment keeps its statistics: the gateway, not the engine, decides which output is a
+hallucination and logs why.
+
+The window is fitted to the audio (`stt.windows`), and requests that wait at the same
+moment are decoded together: one encoder call and one generate call for the batch, which
+on a GPU costs little more than one request. A batch shares what generate cannot vary
+per request (`batch_key`); languages, prompts and audio lengths may differ.
 """
 
+import inspect
 import logging
 import os
-from collections.abc import Sequence
+import zlib
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import ctranslate2
 import numpy as np
 from faster_whisper import WhisperModel
+from faster_whisper.audio import pad_or_trim
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
 
 from stt.models import ModelError, PreparedModel
+from stt.windows import FRAMES_PER_S, WindowPolicy, distrust, loop_start
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +35,12 @@ SAMPLE_RATE_HZ = 16000
 
 Task = Literal["transcribe", "translate"]
 TASKS: tuple[Task, ...] = ("transcribe", "translate")
+_DEFAULTS = inspect.signature(WhisperModel.transcribe).parameters
+MAX_INITIAL_TIMESTAMP_S: float = _DEFAULTS["max_initial_timestamp"].default
+"""The first segment starts this early in the window at the latest (faster-whisper's)."""
+PREPEND_PUNCTUATIONS: str = _DEFAULTS["prepend_punctuations"].default
+APPEND_PUNCTUATIONS: str = _DEFAULTS["append_punctuations"].default
+"""Punctuation that word timings attach to the word beside it, as faster-whisper does."""
 
 
 class UnsupportedOptionError(ValueError):
@@ -39,13 +56,16 @@ class TranscribeOptions:
     task: Task = "transcribe"
     #: Beam width; 1 = greedy, the cheapest.
     beam_size: int = 5
-    #: Temperatures tried in turn while a decode fails the compression-ratio or
-    #: log-probability checks; each fallback is a whole extra decode, so the list is short.
+    #: Temperatures of the full-window retry, tried in turn while a decode fails the
+    #: compression-ratio or log-probability checks; each is a whole extra decode.
     temperatures: tuple[float, ...] = (0.0, 0.4, 0.8)
-    #: Word timings cost an alignment pass; without them the decoder skips timestamp tokens.
+    #: Word timings cost an alignment pass; they also say where a phrase ended.
     word_timestamps: bool = False
     #: Text said before this utterance; empty = none.
     initial_prompt: str = ""
+    #: Decode again in the full 30 s window when the fitted one is not trusted; an
+    #: interim, superseded within a second, takes what the fitted decode gave.
+    retry_full_window: bool = True
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,10 @@ class Transcription:
     language: str
     #: 1.0 when the language was given.
     language_probability: float
+    #: Seconds of audio the encoder saw.
+    window_s: float = 30.0
+    #: Why the fitted decode was not used and the full window was ("" when it was used).
+    full_window_reason: str = ""
 
     @property
     def text(self) -> str:
@@ -91,8 +115,56 @@ def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
     return device, compute_type
 
 
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+@dataclass
+class _Item:
+    """One request of a batch, as it goes through the decode."""
+
+    audio: np.ndarray
+    options: TranscribeOptions
+    frames: int
+    budget: int
+    tokenizer: Tokenizer | None = None
+    language_probability: float = 1.0
+    prompt: tuple[int, ...] = ()
+
+    @property
+    def audio_s(self) -> float:
+        return len(self.audio) / SAMPLE_RATE_HZ
+
+    @property
+    def content_frames(self) -> int:
+        return min(self.frames, round(self.audio_s * FRAMES_PER_S))
+
+
+@dataclass
+class _Decoded:
+    """What generate gave for one item."""
+
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    words: tuple[Word, ...] = ()
+
+    @classmethod
+    def of(cls, item: _Item, result: ctranslate2.models.WhisperGenerationResult) -> "_Decoded":
+        tokens = result.sequences_ids[0]
+        # CTranslate2 returns the length-normalised score; faster-whisper's average
+        # counts the end-of-text token too.
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        return cls(tokens, avg_logprob, result.no_speech_prob)
+
+    def as_segment(self, audio_s: float) -> dict:
+        """faster-whisper's segment dict, for its word alignment."""
+        return {"start": 0.0, "end": audio_s, "tokens": self.tokens, "seek": 0}
+
+
 class WhisperEngine:
-    """A loaded faster-whisper model; `transcribe` blocks and belongs in a worker thread.
+    """A loaded faster-whisper model; `transcribe_batch` blocks and belongs in a worker thread.
 
     `cpu_threads=0` means every core this process may use: CTranslate2's own default (4)
     oversubscribes small machines and leaves big ones idle.
@@ -105,8 +177,10 @@ class WhisperEngine:
         device: str = "auto",
         compute_type: str = "auto",
         cpu_threads: int = 0,
+        windows: WindowPolicy | None = None,
     ) -> None:
         self.name = model.name
+        self.windows = windows or WindowPolicy()
         device, compute_type = resolve_device(device, compute_type)
         try:
             self._model = WhisperModel(
@@ -126,6 +200,7 @@ class WhisperEngine:
         self.compute_type: str = self._model.model.compute_type
         self.english_only: bool = not self._model.model.is_multilingual
         self.languages: Sequence[str] = tuple(self._model.supported_languages)
+        self._suppressed = get_suppressed_tokens(self._tokenizer("en", "transcribe"), [-1])
         logger.info(
             "loaded model %s on %s (%s, %s)",
             self.name,
@@ -151,9 +226,171 @@ class WhisperEngine:
                 f"one of: {', '.join(self.languages)}, or empty to detect"
             )
 
+    def batch_key(self, audio_s: float, options: TranscribeOptions) -> Hashable:
+        """What requests decoded in one call must share: the decoding parameters, the
+        prompt's length (generate wants the start token at one position), and a window
+        within a factor of two, so a short request is not padded to a long one's window."""
+        prompt_tokens = len(self._encode(options.initial_prompt)) if options.initial_prompt else 0
+        window_class = max(self.windows.frames(audio_s), 1).bit_length()
+        return (
+            options.beam_size,
+            options.task,
+            options.word_timestamps,
+            options.language if options.word_timestamps else None,
+            prompt_tokens,
+            window_class,
+        )
+
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions) -> Transcription:
         """Decodes float32 16 kHz mono samples in [-1, 1]."""
-        self.check(options)
+        return self.transcribe_batch([(audio, options)])[0]
+
+    def transcribe_batch(
+        self, requests: Sequence[tuple[np.ndarray, TranscribeOptions]]
+    ) -> list[Transcription]:
+        """Decodes requests that share a `batch_key` in one encoder and one generate call."""
+        for _, options in requests:
+            self.check(options)
+        items = [
+            _Item(
+                audio,
+                options,
+                frames=self.windows.frames(len(audio) / SAMPLE_RATE_HZ),
+                budget=self.windows.token_budget(len(audio) / SAMPLE_RATE_HZ),
+            )
+            for audio, options in requests
+        ]
+        window = max(item.frames for item in items)
+        features = np.stack(
+            [pad_or_trim(self._model.feature_extractor(item.audio), window) for item in items]
+        )
+        encoder_output = self._model.model.encode(
+            ctranslate2.StorageView.from_array(np.ascontiguousarray(features))
+        )
+        self._prepare_prompts(items, encoder_output)
+        first = items[0].options
+        results = self._model.model.generate(
+            encoder_output,
+            [list(item.prompt) for item in items],
+            beam_size=first.beam_size,
+            patience=1,
+            length_penalty=1,
+            max_length=max(len(item.prompt) + item.budget for item in items),
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=self._suppressed,
+            max_initial_timestamp_index=round(MAX_INITIAL_TIMESTAMP_S * FRAMES_PER_S / 2),
+        )
+        decoded = [_Decoded.of(item, result) for item, result in zip(items, results, strict=True)]
+        if first.word_timestamps:
+            self._add_words(items, decoded, encoder_output)
+        return [
+            self._transcription(item, each, window)
+            for item, each in zip(items, decoded, strict=True)
+        ]
+
+    def _tokenizer(self, language: str, task: Task) -> Tokenizer:
+        return Tokenizer(
+            self._model.hf_tokenizer,
+            not self.english_only,
+            task=task,
+            language=language or "en",
+        )
+
+    def _encode(self, text: str) -> list[int]:
+        return self._tokenizer("en", "transcribe").encode(" " + text.strip())
+
+    def _prepare_prompts(self, items: list[_Item], encoder_output: ctranslate2.StorageView) -> None:
+        """Each item's tokenizer and prompt, detecting the language where none was given."""
+        detected: list | None = None
+        if not self.english_only and any(not item.options.language for item in items):
+            detected = self._model.model.detect_language(encoder_output)
+        for index, item in enumerate(items):
+            language = item.options.language or "en"
+            if detected is not None and not item.options.language:
+                token, item.language_probability = detected[index][0]
+                language = token[2:-2]
+            item.tokenizer = self._tokenizer(language, item.options.task)
+            previous = (
+                self._encode(item.options.initial_prompt) if item.options.initial_prompt else []
+            )
+            item.prompt = tuple(
+                self._model.get_prompt(item.tokenizer, previous, without_timestamps=True)
+            )
+
+    def _add_words(
+        self, items: list[_Item], decoded: list["_Decoded"], encoder_output: ctranslate2.StorageView
+    ) -> None:
+        """Word timings in one alignment call for the items that said something (they share
+        a language, see `batch_key`)."""
+        rows = [i for i, each in enumerate(decoded) if each.tokens]
+        if not rows:
+            return
+        if len(rows) < len(items):
+            on_host = np.array(encoder_output.to_device(ctranslate2.Device.cpu))
+            encoder_output = ctranslate2.StorageView.from_array(np.ascontiguousarray(on_host[rows]))
+        segments = [[decoded[i].as_segment(items[i].audio_s)] for i in rows]
+        tokenizer = items[rows[0]].tokenizer
+        assert tokenizer is not None
+        self._model.add_word_timestamps(
+            segments,
+            tokenizer,
+            encoder_output,
+            [items[i].content_frames for i in rows],
+            PREPEND_PUNCTUATIONS,
+            APPEND_PUNCTUATIONS,
+            last_speech_timestamp=0.0,
+        )
+        for i, [segment] in zip(rows, segments, strict=True):
+            decoded[i].words = tuple(
+                Word(w["word"], w["start"], w["end"], w["probability"]) for w in segment["words"]
+            )
+
+    def _transcription(self, item: _Item, decoded: "_Decoded", window: int) -> Transcription:
+        tokenizer = item.tokenizer
+        assert tokenizer is not None
+        text = tokenizer.decode(decoded.tokens)
+        reason = distrust(
+            tokens=decoded.tokens,
+            budget=item.budget,
+            compression_ratio=_compression_ratio(text.strip()),
+            avg_logprob=decoded.avg_logprob,
+            no_speech_prob=decoded.no_speech_prob,
+            run_on_s=max((w.end_s for w in decoded.words), default=0.0) - item.audio_s,
+        )
+        if reason and item.options.retry_full_window:
+            logger.info(
+                "decoding %.2f s again in the full window: in a %.1f s window %s",
+                item.audio_s,
+                window / FRAMES_PER_S,
+                reason,
+            )
+            return self._full_window(item.audio, item.options, reason)
+        looped_at = loop_start(decoded.tokens) if reason else None
+        if looped_at is not None:
+            text = tokenizer.decode(decoded.tokens[:looped_at])
+        segment = Segment(
+            text=text,
+            start_s=0.0,
+            end_s=item.audio_s,
+            avg_logprob=decoded.avg_logprob,
+            no_speech_prob=decoded.no_speech_prob,
+            compression_ratio=_compression_ratio(text.strip()),
+            words=decoded.words,
+        )
+        return Transcription(
+            segments=(segment,) if text.strip() else (),
+            language=tokenizer.language_code,
+            language_probability=item.language_probability,
+            window_s=window / FRAMES_PER_S,
+            full_window_reason="",
+        )
+
+    def _full_window(
+        self, audio: np.ndarray, options: TranscribeOptions, reason: str = ""
+    ) -> Transcription:
+        """faster-whisper's own decode: the 30 s window, with temperature fallback."""
         segments, info = self._model.transcribe(
             audio,
             language=options.language or None,
@@ -161,7 +398,7 @@ class WhisperEngine:
             beam_size=options.beam_size,
             best_of=options.beam_size,
             temperature=list(options.temperatures),
-            without_timestamps=not options.word_timestamps,
+            without_timestamps=True,
             word_timestamps=options.word_timestamps,
             initial_prompt=options.initial_prompt or None,
             condition_on_previous_text=False,
@@ -185,4 +422,5 @@ class WhisperEngine:
             ),
             language=info.language,
             language_probability=info.language_probability,
+            full_window_reason=reason,
         )

@@ -13,12 +13,19 @@ import numpy as np
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from opentelemetry import trace
 
+from dragoman.batching import Done
 from dragoman.jobs import record_job
 from dragoman.metrics import WorkMetrics
 from dragoman.serving import ErrorCodes, answer
 from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
-from stt.engine import SAMPLE_RATE_HZ, Task, TranscribeOptions, UnsupportedOptionError
-from stt.scheduler import Completed, Priority, QueueFullError, Scheduler, SchedulerClosedError
+from stt.engine import (
+    SAMPLE_RATE_HZ,
+    Task,
+    TranscribeOptions,
+    Transcription,
+    UnsupportedOptionError,
+)
+from stt.scheduler import Priority, QueueClosedError, QueueFullError, Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +35,8 @@ SERVICE_NAME = stt_pb2.DESCRIPTOR.services_by_name["SttService"].full_name
 MAX_AUDIO_S = 30.0
 _BYTES_PER_SAMPLE = 2
 
-#: Temperature fallbacks: a final may be decoded again hotter when it looks like a
-#: failure; an interim is superseded within a second, so one greedy pass is enough.
+#: Temperature fallbacks of the full-window retry of a final that looks like a failure; an
+#: interim is superseded within a second, so it takes its one greedy pass as it is.
 FINAL_TEMPERATURES = (0.0, 0.4, 0.8)
 INTERIM_TEMPERATURES = (0.0,)
 
@@ -59,7 +66,7 @@ STATUS_CODES: ErrorCodes = (
     (UnsupportedOptionError, grpc.StatusCode.INVALID_ARGUMENT),
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ModelUnavailableError, grpc.StatusCode.UNAVAILABLE),
-    (SchedulerClosedError, grpc.StatusCode.UNAVAILABLE),
+    (QueueClosedError, grpc.StatusCode.UNAVAILABLE),
 )
 
 
@@ -149,23 +156,30 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
             temperatures=self._temperatures[priority],
             word_timestamps=request.word_timestamps,
             initial_prompt=request.initial_prompt,
+            retry_full_window=priority is Priority.FINAL,
         )
         self._scheduler.engines[model].check(options)
-        completed = await self._scheduler.submit(model, audio, options, priority)
+        done = await self._scheduler.submit(model, audio, options, priority)
         audio_s = len(audio) / SAMPLE_RATE_HZ
         record_job(
             self._metrics,
             self._tracer,
             worker=model,
             kind=priority.name.lower(),
-            queue_s=completed.queue_s,
-            run_s=completed.inference_s,
-            batch_size=1,
+            queue_s=done.queue_s,
+            run_s=done.run_s,
+            batch_size=done.batch_size,
             task=options.task,
             audio_s=round(audio_s, 3),
-            language=completed.transcription.language or options.language,
+            window_s=done.result.window_s,
+            language=done.result.language or options.language,
+            **(
+                {"full_window_reason": done.result.full_window_reason}
+                if done.result.full_window_reason
+                else {}
+            ),
         )
-        return _response(completed, model, audio_s)
+        return _response(done, model, audio_s)
 
     def _loaded_model(self, name: str) -> str:
         if name in self._scheduler.engines:
@@ -189,8 +203,8 @@ def _enum_value(choices: Mapping[int, T], value: int, enum_type: EnumTypeWrapper
     return choices[value]
 
 
-def _response(completed: Completed, model: str, audio_s: float) -> stt_pb2.TranscribeResponse:
-    transcription = completed.transcription
+def _response(done: Done[Transcription], model: str, audio_s: float) -> stt_pb2.TranscribeResponse:
+    transcription = done.result
     return stt_pb2.TranscribeResponse(
         segments=[
             stt_pb2.Segment(
@@ -215,7 +229,10 @@ def _response(completed: Completed, model: str, audio_s: float) -> stt_pb2.Trans
         language_code=transcription.language,
         language_probability=transcription.language_probability,
         model=model,
-        queue_seconds=completed.queue_s,
-        inference_seconds=completed.inference_s,
+        queue_seconds=done.queue_s,
+        inference_seconds=done.run_s,
         audio_seconds=audio_s,
+        window_seconds=transcription.window_s,
+        full_window_reason=transcription.full_window_reason,
+        batch_size=done.batch_size,
     )

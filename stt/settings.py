@@ -9,6 +9,9 @@ from pydantic_settings import SettingsConfigDict
 from dragoman.serving import MiB
 from dragoman.settings import BackendServerSettings, ServiceSettings
 from dragoman.tls import ServerTlsSettings
+from stt.windows import WindowMode, WindowPolicy
+
+_WINDOWS = WindowPolicy()
 
 
 class SttSettings(ServiceSettings, ServerTlsSettings, BackendServerSettings):
@@ -58,6 +61,38 @@ class SttSettings(ServiceSettings, ServerTlsSettings, BackendServerSettings):
     max_queue: int = Field(
         64, ge=1, description="Requests waiting for a model, at most; more are refused."
     )
+    window: WindowMode = Field(
+        _WINDOWS.mode,
+        description="Encoder window of a request: 'fitted' to its audio (plus the margin, at "
+        "least the minimum below; a decode that loops or runs on is done again in 30 s) or "
+        "'full' (Whisper's 30 s for every request).",
+    )
+    window_min_s: float = Field(
+        _WINDOWS.min_s, ge=1, le=30, description="Shortest fitted window, in seconds."
+    )
+    window_margin_s: float = Field(
+        _WINDOWS.margin_s,
+        ge=0,
+        le=5,
+        description="Least silence after the audio in a fitted window.",
+    )
+    window_margin_share: float = Field(
+        _WINDOWS.margin_share,
+        ge=0,
+        le=2,
+        description="Silence after the audio in a fitted window as a share of the audio's "
+        "length, where that is more than the margin (Whisper drops a last phrase that ends "
+        "near the end of its window).",
+    )
+    max_batch_size: int = Field(
+        8, ge=1, description="Requests decoded together in one model call, at most."
+    )
+    batch_wait_ms: float = Field(
+        5.0,
+        ge=0,
+        le=1000,
+        description="How long the first waiting request waits for others to share its call.",
+    )
     max_message_bytes: int = Field(
         4 * MiB, ge=MiB, description="Largest gRPC message in bytes (30 s of audio is 0.96 MB)."
     )
@@ -76,6 +111,15 @@ class SttSettings(ServiceSettings, ServerTlsSettings, BackendServerSettings):
         if not value.strip():
             raise ValueError("must name a model, e.g. 'tiny.en' or 'base'")
         return value.strip()
+
+    @property
+    def windows(self) -> WindowPolicy:
+        return WindowPolicy(
+            mode=self.window,
+            min_s=self.window_min_s,
+            margin_s=self.window_margin_s,
+            margin_share=self.window_margin_share,
+        )
 
     @property
     def model_names(self) -> list[str]:

@@ -16,7 +16,7 @@ from dragoman.serving import ErrorCodes, answer
 from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
 from translate import languages
 from translate.backends.base import BackendError
-from translate.batcher import Batcher, BatcherClosedError, QueueFullError
+from translate.batcher import Batcher, QueueClosedError, QueueFullError
 from translate.languages import UnknownLanguageError
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ STATUS_CODES: ErrorCodes = (
     (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (BackendUnavailableError, grpc.StatusCode.UNAVAILABLE),
-    (BatcherClosedError, grpc.StatusCode.UNAVAILABLE),
+    (QueueClosedError, grpc.StatusCode.UNAVAILABLE),
     (BackendError, grpc.StatusCode.INTERNAL),
 )
 
@@ -130,16 +130,16 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
             worker=backend,
             kind=format_pair((source, target)),
             queue_s=translated.queue_s,
-            run_s=translated.inference_s,
+            run_s=translated.run_s,
             batch_size=translated.batch_size,
             texts=len(texts),
             chars=sum(len(text) for text in texts),
         )
         return translate_pb2.TranslateResponse(
-            translations=translated.translations,
-            backend=translated.backend,
+            translations=translated.result,
+            backend=backend,
             queue_seconds=translated.queue_s,
-            inference_seconds=translated.inference_s,
+            inference_seconds=translated.run_s,
             batch_size=translated.batch_size,
         )
 

@@ -78,7 +78,7 @@ class Segment(_message.Message):
     def __init__(self, text: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., avg_logprob: _Optional[float] = ..., no_speech_prob: _Optional[float] = ..., compression_ratio: _Optional[float] = ..., words: _Optional[_Iterable[_Union[Word, _Mapping]]] = ...) -> None: ...
 
 class TranscribeResponse(_message.Message):
-    __slots__ = ("segments", "language_code", "language_probability", "model", "queue_seconds", "inference_seconds", "audio_seconds")
+    __slots__ = ("segments", "language_code", "language_probability", "model", "queue_seconds", "inference_seconds", "audio_seconds", "window_seconds", "full_window_reason", "batch_size")
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_PROBABILITY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,9 @@ class TranscribeResponse(_message.Message):
     QUEUE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     INFERENCE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     AUDIO_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FULL_WINDOW_REASON_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     segments: _containers.RepeatedCompositeFieldContainer[Segment]
     language_code: str
     language_probability: float
@@ -93,7 +96,10 @@ class TranscribeResponse(_message.Message):
     queue_seconds: float
     inference_seconds: float
     audio_seconds: float
-    def __init__(self, segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., language_code: _Optional[str] = ..., language_probability: _Optional[float] = ..., model: _Optional[str] = ..., queue_seconds: _Optional[float] = ..., inference_seconds: _Optional[float] = ..., audio_seconds: _Optional[float] = ...) -> None: ...
+    window_seconds: float
+    full_window_reason: str
+    batch_size: int
+    def __init__(self, segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., language_code: _Optional[str] = ..., language_probability: _Optional[float] = ..., model: _Optional[str] = ..., queue_seconds: _Optional[float] = ..., inference_seconds: _Optional[float] = ..., audio_seconds: _Optional[float] = ..., window_seconds: _Optional[float] = ..., full_window_reason: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
