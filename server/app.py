@@ -72,6 +72,7 @@ class GatewayApp:
         tuning = StreamTuning(
             max_chunk_bytes=settings.max_chunk_bytes,
             interim_interval_s=settings.interim_interval_s,
+            first_interim_s=settings.first_interim_s,
             interim_duty_cycle=settings.interim_duty_cycle,
             condition_on_previous=settings.condition_on_previous,
             hallucination=HallucinationOptions(),

@@ -35,6 +35,13 @@ class GatewayMetrics:
             "Time streams were not read because their audio arrived faster than max_speedup",
             registry=registry,
         )
+        self.stt_discarded_seconds = Counter(
+            f"{prefix}_stt_discarded_seconds",
+            "Model time of STT results that the gateway received and did not use (an "
+            "interim whose segment was final already, a speculation that speech overtook "
+            "with interims off)",
+            registry=registry,
+        )
         self.utterances = Counter(
             f"{prefix}_utterances",
             "Utterances given a final result, by why they ended",

@@ -2,11 +2,13 @@
 
 INACTIVE -> ACTIVE when enough confirmed speech is heard; ACTIVE -> SILENCE when it stops;
 SILENCE -> ACTIVE if it resumes within the endpoint silence, else the utterance ends and the
-machine is INACTIVE again. Long speech is cut at max_utterance_s so that a final result (and
-its translation) never waits on a speaker who does not pause; the cut goes at the quietest
-window near the limit so that no word is split. A rolling pre-speech buffer is prepended to
-each utterance because VAD onsets are late by a few tens of ms and Whisper transcribes the
-first word better with some lead-in.
+machine is INACTIVE again. Long speech is cut into several utterances so that a final result
+(and its translation) never waits on a speaker who does not pause. Past max_utterance_s the
+stream asks Whisper where a phrase ended and cuts there (`cut_at`), because Whisper drops
+a half-phrase at a hard cut; if that takes too long, FORCED_CUT_SLACK_S later the machine
+cuts by itself at the quietest window near its limit. A rolling pre-speech buffer is
+prepended to each utterance because VAD onsets are late by a few tens of ms and Whisper
+transcribes the first word better with some lead-in.
 
 All positions are stream sample indices at 16 kHz; times in events are those / 16000.
 """
@@ -32,7 +34,14 @@ Whisper drops a soft last word or phrase when the audio stops right after it: wi
 the streaming WER of tiny.en on the test clips rose from 0.042 to 0.054."""
 
 CUT_SEARCH_S = 2.0
-"""How far before max_utterance_s to look for the quietest place to cut long speech."""
+"""How far before its limit the machine looks for the quietest place to cut long speech."""
+
+FORCED_CUT_SLACK_S = 5.0
+"""How long speech may go on past max_utterance_s while the stream looks for a phrase end."""
+
+MAX_UTTERANCE_AUDIO_S = 30.0
+"""The most audio the STT service takes in one request: pre-speech, speech and trailing
+silence of an utterance together."""
 
 END_THRESHOLD_DROP = 0.15
 """Speech continues while Silero's probability stays above speech_threshold minus this.
@@ -73,7 +82,7 @@ class SegmenterOptions:
     pre_speech_s: float = 1.0
     """Audio before the detected start of speech that is prepended to an utterance, 0-2."""
     max_utterance_s: float = 15.0
-    """Speech longer than this is cut into several utterances, 1-30."""
+    """Speech longer than this is cut into several utterances, where a phrase ends, 1-30."""
     min_speech_s: float = 0.15
     """Confirmed speech needed to start an utterance, 0-1; shorter clicks and bursts are
     ignored. One non-speech window inside it is tolerated."""
@@ -175,12 +184,14 @@ class Segmenter:
         self._end_threshold = max(vad.options.speech_threshold - END_THRESHOLD_DROP, 0.01)
         self._endpoint_samples = round(options.endpoint_silence_s * SAMPLE_RATE_HZ)
         self._pre_speech_samples = round(options.pre_speech_s * SAMPLE_RATE_HZ)
-        self._max_samples = round(options.max_utterance_s * SAMPLE_RATE_HZ)
+        forced_s = min(
+            options.max_utterance_s + FORCED_CUT_SLACK_S,
+            MAX_UTTERANCE_AUDIO_S - options.pre_speech_s - TRAILING_SILENCE_S,
+        )
+        self._max_samples = round(forced_s * SAMPLE_RATE_HZ)
         self._min_speech_samples = round(options.min_speech_s * SAMPLE_RATE_HZ)
         self._trailing_samples = round(TRAILING_SILENCE_S * SAMPLE_RATE_HZ)
-        self._cut_search_samples = round(
-            min(CUT_SEARCH_S, options.max_utterance_s / 2) * SAMPLE_RATE_HZ
-        )
+        self._cut_search_samples = round(min(CUT_SEARCH_S, forced_s / 2) * SAMPLE_RATE_HZ)
         self._audio = _SampleBuffer()
         self._state = SpeechState.INACTIVE
         self._segment_id = 1
@@ -202,6 +213,18 @@ class Segmenter:
     def segment_id(self) -> int:
         """The id of the utterance in progress, or of the next one when INACTIVE."""
         return self._segment_id
+
+    @property
+    def speech_s(self) -> float:
+        """How long the utterance in progress has been speaking (0 when INACTIVE)."""
+        if self._state is SpeechState.INACTIVE:
+            return 0.0
+        return (self._audio.end_sample - self._speech_start) / SAMPLE_RATE_HZ
+
+    @property
+    def utterance_start_sample(self) -> int:
+        """Stream sample of the first audio of the utterance in progress."""
+        return self._audio_start
 
     @property
     def stream_time_s(self) -> float:
@@ -255,8 +278,6 @@ class Segmenter:
     def _on_decision(self, decision: VadDecision) -> list[Event]:
         if self._state is SpeechState.INACTIVE:
             return self._on_inactive(decision)
-        while self._recent and self._recent[0][0] < decision.end_sample - self._cut_search_samples:
-            self._recent.popleft()
         events: list[Event] = []
         # None only for a window decided in the same VAD call that started the utterance.
         if decision.probability is not None:
@@ -340,17 +361,43 @@ class Segmenter:
         return events
 
     def _quietest_cut(self) -> int:
-        """The middle of the window with the lowest speech probability in the search span."""
         limit = self._speech_start + self._max_samples
+        return self.quietest_between(limit - self._cut_search_samples, limit) or limit
+
+    def quietest_between(self, first: int, last: int) -> int | None:
+        """The middle of the VAD window of the utterance in progress with the lowest speech
+        probability inside [first, last) stream samples, or None when none lies there."""
         candidates = [
             (probability, start)
             for start, probability in self._recent
-            if start > self._speech_start and start + SILERO_WINDOW_SAMPLES <= limit
+            if max(first, self._speech_start) < start and start + SILERO_WINDOW_SAMPLES <= last
         ]
         if not candidates:
-            return limit
+            return None
         _, start = min(candidates)
         return start + SILERO_WINDOW_SAMPLES // 2
+
+    def cut_at(self, sample: int) -> list[Event]:
+        """Ends the utterance in progress at stream sample `sample`, where a phrase ended,
+        and goes on with the speech after it as the next utterance; [] when there is no
+        utterance or `sample` is not inside its speech."""
+        speech_end = self._audio.end_sample
+        if self._state is SpeechState.SILENCE:
+            speech_end = self._speech_end
+        if self._state is SpeechState.INACTIVE or not self._speech_start < sample < speech_end:
+            return []
+        state = self._state
+        self._speech_end = sample
+        events: list[Event] = [
+            SpeechEnded(self._segment_id, sample / SAMPLE_RATE_HZ),
+            self._end_utterance(EndReason.MAX_DURATION, sample),
+            self._start_utterance(sample),
+        ]
+        if state is SpeechState.SILENCE:
+            self._state = SpeechState.SILENCE
+            self._speech_end = speech_end
+            events.append(SpeechEnded(self._segment_id, speech_end / SAMPLE_RATE_HZ))
+        return events
 
     def _trim_pre_speech(self) -> None:
         anchor = self._vad.decided_samples

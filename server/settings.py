@@ -132,9 +132,15 @@ class GatewaySettings(ServiceSettings, ServerTlsSettings):
         "RESOURCE_EXHAUSTED naming the utterance",
     )
     interim_interval_s: float = Field(
-        0.4,
+        1.0,
         gt=0,
-        description="New audio needed in an utterance before the next interim transcription",
+        description="Most time between two interim transcriptions of speech, while the STT "
+        "service keeps up",
+    )
+    first_interim_s: float = Field(
+        0.3,
+        ge=0,
+        description="Speech an utterance needs before its first interim transcription",
     )
     interim_duty_cycle: float = Field(
         0.5,

@@ -1,72 +1,51 @@
-"""One recognition stream: audio in, speech events and interim and final results out.
+"""One recognition stream: requests in, speech events and interim and final results out.
 
-Two tasks share a stream. The reader decodes audio, runs the VAD and the segmenter, and
-queues each ended utterance for its final result. The transcriber keeps at most one STT
-request in flight: a queued final always goes first; otherwise, while someone speaks, it
-re-transcribes the growing utterance for an interim result. An interim still running
-when speech stops is cancelled, because the final supersedes it. Finals leave in
-segment order, and a segment's final precedes any result of the next segment.
-
-A final is transcribed speculatively as soon as its audio is known (speech stopped and
-the short trailing silence it keeps has arrived), while the rest of the endpoint silence
-is still being waited out: Whisper's cost does not depend on how short the utterance is
-(its encoder always sees 30 s), so waiting for the endpoint before starting would add a
-whole transcription to every final's latency. The speculation is used only if the
-utterance ends with exactly the audio it transcribed; if speech resumes, it is dropped.
+Two tasks share a stream. The reader takes the client's messages: audio goes to the audio
+source (decoder, VAD, segmenter), controls change languages or end the utterance, and the
+pace and idle limits are kept. The pipeline makes the STT calls, one at a time, as its
+policy decides (`server.policy`), and hands its results back here, where they become
+responses: interims as they come, finals in segment order with their translations.
 """
 
 import asyncio
 import logging
-import math
 import time
-from collections import Counter, deque
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from dragoman.logs import segment_id_var
 from dragoman.speech.v1 import speech_pb2
 from dragoman.stt.v1 import stt_pb2
-from server.audio import SAMPLE_RATE_HZ, AudioFormatError, make_decoder
+from server import results
+from server.audio import SAMPLE_RATE_HZ, AudioFormatError
+from server.audio_source import AudioSource
 from server.config import StreamOptions, parse_languages
-from server.durations import duration
-from server.errors import GatewayError, InvalidRequestError, OverloadedError
-from server.hallucination import HallucinationOptions, screen
+from server.errors import GatewayError, InvalidRequestError
+from server.hallucination import HallucinationOptions
+from server.interims import InterimState
 from server.limits import AudioPace, StreamLimits
 from server.metrics import GatewayMetrics
+from server.pipeline import Languages, PendingFinal, RecognitionPipeline
+from server.policy import PolicyTuning
 from server.segmenter import (
-    TRAILING_SILENCE_S,
     EndReason,
     Event,
-    Segmenter,
     SpeechEnded,
     SpeechStarted,
     SpeechState,
     UtteranceEnded,
 )
-from server.stt_client import SttClient, pcm16
+from server.stt_client import SttClient
+from server.transcriber import Call, Purpose, SttTranscriber, Transcript
 from server.translation import Translator
 from server.utterance_spans import UtteranceSpans
-from server.vad import DualVad, SileroModel
+from server.vad import SileroModel
 
 logger = logging.getLogger(__name__)
 
 Request = speech_pb2.StreamingRecognizeRequest
 Response = speech_pb2.StreamingRecognizeResponse
 EventType = speech_pb2.SpeechEvent.SpeechEventType
-
-PROMPT_CHARS = 200
-"""How much of the previous final transcript conditions the next one."""
-
-_END_REASONS = {
-    EndReason.SILENCE: speech_pb2.ENDPOINT_REASON_SILENCE,
-    EndReason.MAX_DURATION: speech_pb2.ENDPOINT_REASON_MAX_DURATION,
-    EndReason.FINALIZE: speech_pb2.ENDPOINT_REASON_FINALIZE,
-    EndReason.END_OF_STREAM: speech_pb2.ENDPOINT_REASON_END_OF_STREAM,
-    EndReason.SHUTDOWN: speech_pb2.ENDPOINT_REASON_SHUTDOWN,
-}
 
 
 @dataclass(frozen=True)
@@ -75,6 +54,7 @@ class StreamTuning:
 
     max_chunk_bytes: int
     interim_interval_s: float
+    first_interim_s: float
     interim_duty_cycle: float
     """Most of the time a stream's interims may keep the STT service busy; the rest stays
     free so that a final is not stuck behind an interim that cannot be interrupted."""
@@ -85,62 +65,8 @@ class StreamTuning:
     """How long a final is retried while the STT service is overloaded."""
 
 
-@dataclass(frozen=True)
-class _Speculation:
-    """A final transcribed before its endpoint; it stands if the utterance's audio is the
-    same audio."""
-
-    speech_end: SpeechEnded
-    audio: np.ndarray
-    response: stt_pb2.TranscribeResponse | None
-    """None when the STT call failed: the final then makes its own."""
-
-    def response_for(self, utterance: UtteranceEnded) -> stt_pb2.TranscribeResponse | None:
-        """The transcription, if the utterance ended with exactly the audio transcribed."""
-        if self.speech_end.segment_id == utterance.segment_id and np.array_equal(
-            self.audio, utterance.audio
-        ):
-            return self.response
-        return None
-
-
-@dataclass(frozen=True)
-class Languages:
-    """What an utterance is spoken in ("" to detect) and what to translate it into."""
-
-    spoken: str
-    targets: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _PendingFinal:
-    utterance: UtteranceEnded
-    detected_at: float
-    """Monotonic time the endpoint was detected: the start of the final's latency."""
-    languages: Languages
-
-
 class _EndOfStream:
     pass
-
-
-def _stability(previous: str, current: str) -> float:
-    """Share of the current interim's words already present, in order, in the previous one."""
-    words, before = current.split(), previous.split()
-    if not words:
-        return 0.0
-    same = 0
-    for a, b in zip(words, before, strict=False):
-        if a != b:
-            break
-        same += 1
-    return same / len(words)
-
-
-def _confidence(segments: tuple[stt_pb2.Segment, ...]) -> float:
-    if not segments:
-        return 0.0
-    return float(np.mean([math.exp(s.avg_logprob) for s in segments]))
 
 
 async def _whisper_translates_finals_only() -> str:
@@ -179,47 +105,60 @@ class RecognitionStream:
         self._languages = Languages(options.language_code, options.translation_targets)
         self._utterance_languages = self._languages
         try:
-            self._decoder = make_decoder(options.encoding, options.sample_rate_hz, options.channels)
+            self._source = AudioSource(
+                options, vad_model, self._handle, on_audio=metrics.audio_seconds.inc
+            )
         except AudioFormatError as error:
             raise InvalidRequestError(str(error)) from None
-        self._segmenter = Segmenter(DualVad(vad_model, options.vad), options.segmenter)
+        self._transcriber = SttTranscriber(
+            stt,
+            model=model.name,
+            session_id=session_id,
+            spans=spans,
+            hallucination=tuning.hallucination,
+            final_persist_s=tuning.final_persist_s,
+        )
+        self._pipeline = RecognitionPipeline(
+            self._source,
+            self._transcriber,
+            self,
+            PolicyTuning(
+                interim_interval_s=tuning.interim_interval_s,
+                first_interim_s=tuning.first_interim_s,
+                interim_duty_cycle=tuning.interim_duty_cycle,
+                max_utterance_s=options.segmenter.max_utterance_s,
+            ),
+            interim_results=options.interim_results,
+            word_time_offsets=options.word_time_offsets,
+            prompt_previous=tuning.condition_on_previous,
+        )
+        self._interims = InterimState()
+        self._speech_start_s = 0.0
+        self._latest_interim: speech_pb2.StreamingRecognitionResult | None = None
         self._out: asyncio.Queue[Response | BaseException | _EndOfStream] = asyncio.Queue()
-        self._finals: deque[_PendingFinal] = deque()
-        self._wake = asyncio.Event()
         self._input_done = False
         self._reader: asyncio.Task[None] | None = None
+        self._interim_translation: asyncio.Task[None] | None = None
         self._drain_cut: asyncio.TimerHandle | None = None
         self._live = live
         self._pace = AudioPace(tuning.limits, started_at=time.monotonic(), live=live)
-        self.ended_by: GatewayError | None = None
-        """Why the server ended the stream after its last final (draining, a limit)."""
-        self._revisions: Counter[int] = Counter()
-        self._interim_task: asyncio.Task[None] | None = None
-        self._interim_translation: asyncio.Task[None] | None = None
-        self._interim_language = ""
-        self._interim_result = speech_pb2.StreamingRecognitionResult()
-        self._speech_start_s = 0.0
-        self._last_ended_segment = 0
-        self._speech_end: SpeechEnded | None = None
-        self._speculation: _Speculation | None = None
-        self._interim_segment = 0
-        self._interim_until_s = 0.0
-        self._interim_text = ""
-        self._interim_ready_at = 0.0
-        self._last_audio_at = time.monotonic()
         self._held_until = 0.0
         """Until when the reader holds a too fast sender back (see `_keep_pace`)."""
-        self._previous_text = ""
-        self.audio_seconds = 0.0
+        self.ended_by: GatewayError | None = None
+        """Why the server ended the stream after its last final (draining, a limit)."""
 
     @property
     def model_name(self) -> str:
         return self._model.name
 
+    @property
+    def audio_seconds(self) -> float:
+        return self._source.audio_seconds
+
     async def run(self, requests: AsyncIterator[Request]) -> AsyncIterator[Response]:
         """Yields responses until the input ends and every final is out, or raises."""
         self._reader = self._task(self._guard(self._read(requests)), "reader")
-        tasks = [self._reader, self._task(self._guard(self._transcribe()), "transcriber")]
+        tasks = [self._reader, self._task(self._guard(self._transcribe()), "pipeline")]
         if self._live:
             tasks.append(self._task(self._watch_idle(), "idle watch"))
         try:
@@ -231,13 +170,14 @@ class RecognitionStream:
                     raise item
                 yield item
         finally:
-            tasks.extend(t for t in (self._interim_task, self._interim_translation) if t)
+            if self._interim_translation is not None:
+                tasks.append(self._interim_translation)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if self._drain_cut is not None:
                 self._drain_cut.cancel()
-            self._decoder.close()
+            self._source.close()
             self._spans.close()
 
     def _task(self, work: Coroutine[Any, Any, None], role: str) -> asyncio.Task[None]:
@@ -255,7 +195,7 @@ class RecognitionStream:
         if self._input_done or self.ended_by is not None:
             return
         self.ended_by = reason
-        if self._segmenter.state is SpeechState.INACTIVE:
+        if self._source.state is SpeechState.INACTIVE:
             self._stop_reading(None)
         else:
             self._drain_cut = asyncio.get_running_loop().call_later(
@@ -272,7 +212,7 @@ class RecognitionStream:
     async def _watch_idle(self) -> None:
         idle_timeout_s = self._tuning.limits.idle_timeout_s
         while not self._input_done:
-            silent_s = time.monotonic() - max(self._last_audio_at, self._held_until)
+            silent_s = time.monotonic() - max(self._source.last_audio_at, self._held_until)
             if silent_s >= idle_timeout_s:
                 self._end_now(self._pace.idle_error())
                 return
@@ -285,9 +225,9 @@ class RecognitionStream:
         if self._reader is not None and self._reader is not asyncio.current_task():
             self._reader.cancel()
         if cut is not None:
-            self._handle(self._segmenter.finalize(cut))
+            self._source.finalize(cut)
         self._input_done = True
-        self._wake.set()
+        self._pipeline.input_ended()
 
     async def _guard(self, work: Coroutine[Any, Any, None]) -> None:
         """Hands a task's failure to the response stream, which raises it to the client."""
@@ -300,6 +240,10 @@ class RecognitionStream:
         except Exception as error:
             self._out.put_nowait(error)
 
+    async def _transcribe(self) -> None:
+        await self._pipeline.run()
+        self._out.put_nowait(_EndOfStream())
+
     async def _read(self, requests: AsyncIterator[Request]) -> None:
         async for request in requests:
             self._on_request(request)
@@ -308,12 +252,9 @@ class RecognitionStream:
             if self._input_done:
                 return
             await self._keep_pace()
-        tail = self._decoder.flush()
-        self._count_audio(len(tail))
-        self._handle(self._segmenter.push(tail))
-        self._handle(self._segmenter.finalize(EndReason.END_OF_STREAM))
+        self._source.end()
         self._input_done = True
-        self._wake.set()
+        self._pipeline.input_ended()
 
     async def _keep_pace(self) -> None:
         """Reads no further until the audio read so far fits the pace: the sender is held
@@ -338,7 +279,7 @@ class RecognitionStream:
     async def _on_control(self, control: speech_pb2.StreamingControl) -> None:
         action = control.WhichOneof("action")
         if action == "finalize":
-            self._handle(self._segmenter.finalize(EndReason.FINALIZE))
+            self._source.finalize(EndReason.FINALIZE)
         elif action == "update_languages":
             update = control.update_languages
             spoken, targets = parse_languages(
@@ -347,7 +288,7 @@ class RecognitionStream:
             await self._stt.resolve(self._model.name, spoken)
             await self._translator.check(spoken, targets, multilingual=self._multilingual)
             self._languages = Languages(spoken, targets)
-            if self._segmenter.state is SpeechState.INACTIVE:
+            if self._source.state is SpeechState.INACTIVE:
                 self._utterance_languages = self._languages
             logger.info("languages changed to %s → %s", spoken or "auto", ", ".join(targets))
         else:
@@ -363,58 +304,40 @@ class RecognitionStream:
                 f"audio chunk of {len(chunk)} bytes exceeds the limit of "
                 f"{self._tuning.max_chunk_bytes} bytes: send 20-100 ms per message"
             )
-        samples = self._decoder.decode(chunk)
-        self._last_audio_at = time.monotonic()
-        self._count_audio(len(samples))
-        self._handle(self._segmenter.push(samples))
-        self._wake.set()
+        self._source.push(chunk)
+        self._pipeline.audio_arrived()
         broken = self._pace.check(self.audio_seconds)
         if broken is not None:
             self._end_now(broken)
-
-    def _count_audio(self, samples: int) -> None:
-        seconds = samples / SAMPLE_RATE_HZ
-        self.audio_seconds += seconds
-        self._metrics.audio_seconds.inc(seconds)
 
     def _handle(self, events: list[Event]) -> None:
         """Speech ends for clients at the endpoint: pauses inside an utterance are not events."""
         for event in events:
             if isinstance(event, SpeechStarted):
                 self._spans.speech_started(event.segment_id, event.speech_start_s)
-                self._speech_start_s = event.speech_start_s
                 self._utterance_languages = self._languages
                 self._speech_event(
                     EventType.SPEECH_EVENT_TYPE_ACTIVITY_BEGIN,
                     event.speech_start_s,
                     event.segment_id,
                 )
+                self._speech_start_s = event.speech_start_s
+                self._pipeline.speech_started(event, self._utterance_languages)
             elif isinstance(event, SpeechEnded):
-                self._speech_end = event
-                self._cancel_interim()
+                self._pipeline.speech_paused(event)
             elif isinstance(event, UtteranceEnded):
                 self._speech_event(
                     EventType.SPEECH_EVENT_TYPE_ACTIVITY_END, event.speech_end_s, event.segment_id
                 )
                 self._end_utterance(event)
 
-    def _cancel_interim(self) -> None:
-        """An interim is stale once speech stops: the final will say more, and sooner."""
-        if self._interim_task is not None:
-            self._interim_task.cancel()
-
     def _end_utterance(self, utterance: UtteranceEnded) -> None:
-        self._cancel_interim()
         self._spans.utterance_ended(
             utterance.segment_id,
             reason=utterance.reason.name,
             audio_s=len(utterance.audio) / SAMPLE_RATE_HZ,
         )
-        self._last_ended_segment = utterance.segment_id
-        self._speech_end = None
-        self._finals.append(
-            _PendingFinal(utterance, self._last_audio_at, self._utterance_languages)
-        )
+        self._pipeline.utterance_ended(utterance, self._source.last_audio_at)
         if self.ended_by is not None:
             self._stop_reading(None)
         if self._options.single_utterance:
@@ -424,144 +347,116 @@ class RecognitionStream:
                 utterance.segment_id,
                 always=True,
             )
-            self._input_done = True
-        self._wake.set()
+            self._stop_reading(None)
 
     def _speech_event(
         self, kind: int, offset_s: float, segment_id: int, *, always: bool = False
     ) -> None:
         if self._options.speech_events or always:
-            event = speech_pb2.SpeechEvent(
-                type=kind, offset=duration(offset_s), segment_id=segment_id
-            )
-            self._out.put_nowait(Response(speech_event=event))
+            self._out.put_nowait(results.speech_event(kind, offset_s, segment_id))
 
-    async def _transcribe(self) -> None:
-        while True:
-            if self._finals:
-                await self._final(self._finals.popleft())
-                continue
-            if self._input_done:
-                self._out.put_nowait(_EndOfStream())
-                return
-            speculation = self._speculation_audio()
-            if speculation is not None:
-                await self._speculate(*speculation)
-                continue
-            interim = self._interim_due()
-            if interim is None:
-                await self._wake.wait()
-                self._wake.clear()
-                continue
-            started = time.monotonic()
-            self._interim_task = task = self._task(self._interim(*interim), "interim")
-            await asyncio.wait([task])
-            self._interim_task = None
-            if not task.cancelled() and task.exception() is not None:
-                error = task.exception()
-                shed = isinstance(error, OverloadedError)
-                logger.log(
-                    logging.DEBUG if shed else logging.WARNING,
-                    "interim transcription %s: %s",
-                    "shed" if shed else "failed",
-                    error,
+    # The pipeline's sink.
+
+    def interim(self, segment_id: int, transcript: Transcript, audio_at: float) -> bool:
+        if not self._interims.is_open(segment_id):
+            return False
+        interim = self._interims.offer(
+            segment_id,
+            transcript,
+            start_s=self._speech_start_s,
+            latency_s=time.monotonic() - audio_at,
+        )
+        if transcript.suppression is not None:
+            logger.debug("interim suppressed: %s", transcript.suppression.detail)
+        if interim is None:
+            return True
+        result = results.interim(interim)
+        self._latest_interim = result
+        self._metrics.interim_latency.observe(interim.latency_s)
+        self._out.put_nowait(Response(result=result))
+        if self._options.translate_interim and self._utterance_languages.targets:
+            translating = self._interim_translation
+            if translating is None or translating.done():
+                self._interim_translation = self._task(
+                    self._translate_interim(), "interim translation"
                 )
-            busy_s = time.monotonic() - started
-            self._interim_ready_at = time.monotonic() + busy_s * (
-                1 / self._tuning.interim_duty_cycle - 1
+        return True
+
+    def discarded(self, model_s: float) -> None:
+        self._metrics.stt_discarded_seconds.inc(model_s)
+
+    async def _translate_interim(self) -> None:
+        """Translates the latest interim text, one translation in flight per stream (so one
+        per target); a text superseded while it was translated is translated again, and
+        nothing is sent once the segment's final is out."""
+        while True:
+            latest = self._interims.latest
+            if latest is None:
+                return
+            text, segment_id = latest.transcript.text, latest.segment_id
+            with self._spans.within(segment_id):
+                translations = await self._translator.translate(
+                    text,
+                    self._utterance_languages.spoken or latest.transcript.language_code,
+                    self._utterance_languages.targets,
+                    multilingual=self._multilingual,
+                    whisper=_whisper_translates_finals_only,
+                    session_id=self._session_id,
+                    segment_id=segment_id,
+                )
+            now = self._interims.latest
+            if now is None or now.segment_id != segment_id or self._latest_interim is None:
+                return
+            if now.transcript.text == text:
+                break
+        revision = self._interims.revise(segment_id)
+        translated = results.translated_interim(self._latest_interim, revision, translations)
+        self._out.put_nowait(Response(result=translated))
+
+    async def final(self, pending: PendingFinal, transcript: Transcript) -> None:
+        utterance = pending.utterance
+        languages = pending.languages
+        spoken = languages.spoken or transcript.language_code
+
+        def whisper_to_english() -> Coroutine[Any, Any, str]:
+            return self._transcriber.to_english(
+                Call(
+                    segment_id=utterance.segment_id,
+                    audio=utterance.audio,
+                    audio_start_s=utterance.audio_start_s,
+                    purpose=Purpose.FINAL,
+                    language=transcript.language_code,
+                )
             )
 
-    def _speculation_audio(self) -> tuple[SpeechEnded, np.ndarray] | None:
-        """The audio the final will have if speech does not resume, once all of it is here.
-
-        The segmenter ends an utterance TRAILING_SILENCE_S after its speech; when that much
-        silence has arrived, the final's audio is known and can be transcribed right away.
-        """
-        end = self._speech_end
-        if end is None or self._segmenter.state is not SpeechState.SILENCE:
-            return None
-        if self._speculation is not None and self._speculation.speech_end == end:
-            return None
-        progress = self._segmenter.utterance_so_far()
-        if progress is None:
-            return None
-        audio, audio_start_s = progress
-        keep = round((end.speech_end_s + TRAILING_SILENCE_S - audio_start_s) * SAMPLE_RATE_HZ)
-        if len(audio) < keep:
-            return None
-        return end, np.array(audio[:keep], copy=True)
-
-    async def _speculate(self, end: SpeechEnded, audio: np.ndarray) -> None:
-        """Transcribes the would-be final; if speech resumed meanwhile, the text still
-        serves as an interim result of the utterance so far."""
-        audio_at = self._last_audio_at
-        try:
-            with self._spans.within(end.segment_id):
-                response = await self._stt.transcribe(self._final_request(audio, end.segment_id))
-        except GatewayError as error:
-            logger.warning("speculative final failed, the final will be retried: %s", error)
-            self._speculation = _Speculation(end, audio, None)
-            return
-        self._speculation = _Speculation(end, audio, response)
-        if self._options.interim_results and self._segmenter.state is SpeechState.ACTIVE:
-            self._publish_interim(end.segment_id, response, end.speech_end_s, audio_at)
-
-    def _interim_due(self) -> tuple[int, np.ndarray, float, float] | None:
-        if not self._options.interim_results or self._segmenter.state is not SpeechState.ACTIVE:
-            return None
-        if time.monotonic() < self._interim_ready_at:
-            return None
-        progress = self._segmenter.utterance_so_far()
-        if progress is None:
-            return None
-        audio, audio_start_s = progress
-        segment_id = self._segmenter.segment_id
-        if segment_id != self._interim_segment:
-            self._interim_segment = segment_id
-            self._interim_until_s = 0.0
-            self._interim_text = ""
-        end_s = audio_start_s + len(audio) / SAMPLE_RATE_HZ
-        if end_s - self._interim_until_s < self._tuning.interim_interval_s:
-            return None
-        self._interim_until_s = end_s
-        return segment_id, np.array(audio, copy=True), audio_start_s, self._last_audio_at
-
-    def _request(
-        self,
-        audio: np.ndarray,
-        segment_id: int,
-        priority: int,
-        *,
-        words: bool,
-        prompt: str,
-        language_code: str | None = None,
-        task: int = stt_pb2.TASK_TRANSCRIBE,
-    ) -> stt_pb2.TranscribeRequest:
-        spoken = self._utterance_languages.spoken if language_code is None else language_code
-        return stt_pb2.TranscribeRequest(
-            audio_pcm16=pcm16(audio),
-            model=self._model.name,
-            language_code=spoken,
-            task=task,
-            priority=priority,
-            word_timestamps=words,
-            initial_prompt=prompt,
-            session_id=self._session_id,
-            segment_id=segment_id,
+        with self._spans.within(utterance.segment_id):
+            translations = await self._translator.translate(
+                transcript.text,
+                spoken,
+                languages.targets,
+                multilingual=self._multilingual,
+                whisper=whisper_to_english,
+                session_id=self._session_id,
+                segment_id=utterance.segment_id,
+            )
+        latency_s = time.monotonic() - pending.detected_at
+        result = results.final(
+            utterance,
+            transcript,
+            revision=self._interims.finish(utterance.segment_id),
+            latency_s=latency_s,
+            translations=translations,
+            with_words=self._options.word_time_offsets,
         )
-
-    async def _interim(
-        self, segment_id: int, audio: np.ndarray, audio_start_s: float, audio_at: float
-    ) -> None:
-        segment_id_var.set(segment_id)
-        request = self._request(
-            audio, segment_id, stt_pb2.PRIORITY_INTERIM, words=False, prompt=self._prompt()
+        self._observe_final(result, len(utterance.audio) / SAMPLE_RATE_HZ)
+        logger.info(
+            "final: %.2f s of audio, model %.3f s, latency %.3f s%s",
+            len(utterance.audio) / SAMPLE_RATE_HZ,
+            transcript.model_s,
+            latency_s,
+            f", suppressed ({transcript.suppression.detail})" if transcript.suppression else "",
         )
-        with self._spans.within(segment_id):
-            response = await self._stt.transcribe(request)
-        self._publish_interim(
-            segment_id, response, audio_start_s + len(audio) / SAMPLE_RATE_HZ, audio_at
-        )
+        self._out.put_nowait(Response(result=result))
 
     def _observe_final(self, result: speech_pb2.StreamingRecognitionResult, audio_s: float) -> None:
         latency = result.processing_latency
@@ -574,171 +469,3 @@ class RecognitionStream:
                 speech_pb2.SuppressionReason.Name(result.suppression.reason)
             ).inc()
         self._spans.finished(result, audio_s)
-
-    def _publish_interim(
-        self,
-        segment_id: int,
-        response: stt_pb2.TranscribeResponse,
-        end_s: float,
-        audio_at: float,
-    ) -> None:
-        """Sends an interim result unless its segment has moved on or the text is unchanged."""
-        if segment_id != self._interim_segment or segment_id <= self._last_ended_segment:
-            return
-        verdict = screen(response.segments, self._tuning.hallucination)
-        if verdict.suppression is not None:
-            logger.debug("interim suppressed: %s", verdict.suppression.detail)
-        if not verdict.text or verdict.text == self._interim_text:
-            return
-        stability = _stability(self._interim_text, verdict.text)
-        self._interim_text = verdict.text
-        self._interim_language = response.language_code
-        self._revisions[segment_id] += 1
-        result = speech_pb2.StreamingRecognitionResult(
-            segment_id=segment_id,
-            revision=self._revisions[segment_id],
-            is_final=False,
-            stability=stability,
-            transcript=verdict.text,
-            confidence=_confidence(verdict.kept),
-            start_offset=duration(self._speech_start_s),
-            end_offset=duration(end_s),
-            language_code=response.language_code,
-            language_probability=response.language_probability,
-            processing_latency=duration(time.monotonic() - audio_at),
-        )
-        self._interim_result = result
-        self._metrics.interim_latency.observe(time.monotonic() - audio_at)
-        self._out.put_nowait(Response(result=result))
-        if self._options.translate_interim and self._utterance_languages.targets:
-            translating = self._interim_translation
-            if translating is None or translating.done():
-                self._interim_translation = self._task(
-                    self._translate_interim(), "interim translation"
-                )
-
-    async def _translate_interim(self) -> None:
-        """Translates the latest interim text, one translation in flight per stream (so one
-        per target); a text superseded while it was translated is translated again, and
-        nothing is sent once the segment's final is out."""
-        while True:
-            text, segment_id = self._interim_text, self._interim_segment
-            with self._spans.within(segment_id):
-                translations = await self._translator.translate(
-                    text,
-                    self._utterance_languages.spoken or self._interim_language,
-                    self._utterance_languages.targets,
-                    multilingual=self._multilingual,
-                    whisper=_whisper_translates_finals_only,
-                    session_id=self._session_id,
-                    segment_id=segment_id,
-                )
-            if segment_id != self._interim_segment or segment_id <= self._last_ended_segment:
-                return
-            if text == self._interim_text:
-                break
-        self._revisions[segment_id] += 1
-        translated = speech_pb2.StreamingRecognitionResult()
-        translated.CopyFrom(self._interim_result)
-        translated.revision = self._revisions[segment_id]
-        translated.translations.extend(translations)
-        self._out.put_nowait(Response(result=translated))
-
-    async def _whisper_to_english(self, utterance: UtteranceEnded, spoken: str) -> str:
-        """Whisper's own speech-to-English translation of the utterance's audio."""
-        request = self._request(
-            utterance.audio,
-            utterance.segment_id,
-            stt_pb2.PRIORITY_FINAL,
-            words=False,
-            prompt="",
-            language_code=spoken,
-            task=stt_pb2.TASK_TRANSLATE,
-        )
-        response = await self._stt.transcribe(request, persist_s=self._tuning.final_persist_s)
-        return screen(response.segments, self._tuning.hallucination).text
-
-    def _prompt(self) -> str:
-        return self._previous_text[-PROMPT_CHARS:] if self._tuning.condition_on_previous else ""
-
-    def _final_request(
-        self, audio: np.ndarray, segment_id: int, language_code: str | None = None
-    ) -> stt_pb2.TranscribeRequest:
-        return self._request(
-            audio,
-            segment_id,
-            stt_pb2.PRIORITY_FINAL,
-            words=self._options.word_time_offsets,
-            prompt=self._prompt(),
-            language_code=language_code,
-        )
-
-    async def _final(self, pending: _PendingFinal) -> None:
-        utterance = pending.utterance
-        segment_id_var.set(utterance.segment_id)
-        speculation, self._speculation = self._speculation, None
-        with self._spans.within(utterance.segment_id):
-            try:
-                response = speculation.response_for(utterance) if speculation else None
-                if response is None:
-                    request = self._final_request(
-                        utterance.audio, utterance.segment_id, pending.languages.spoken
-                    )
-                    response = await self._stt.transcribe(
-                        request, persist_s=self._tuning.final_persist_s
-                    )
-            except GatewayError as error:
-                raise type(error)(
-                    f"segment {utterance.segment_id} was not transcribed: {error}"
-                ) from error
-            verdict = screen(response.segments, self._tuning.hallucination)
-            translations = await self._translator.translate(
-                verdict.text,
-                pending.languages.spoken or response.language_code,
-                pending.languages.targets,
-                multilingual=self._multilingual,
-                whisper=lambda: self._whisper_to_english(utterance, response.language_code),
-                session_id=self._session_id,
-                segment_id=utterance.segment_id,
-            )
-        if verdict.text:
-            self._previous_text = f"{self._previous_text} {verdict.text}".strip()[-PROMPT_CHARS:]
-        self._revisions[utterance.segment_id] += 1
-        latency_s = time.monotonic() - pending.detected_at
-        words = [
-            speech_pb2.WordInfo(
-                word=word.word.strip(),
-                start_offset=duration(utterance.audio_start_s + word.start_s),
-                end_offset=duration(utterance.audio_start_s + word.end_s),
-                confidence=word.probability,
-            )
-            for segment in verdict.kept
-            for word in segment.words
-        ]
-        result = speech_pb2.StreamingRecognitionResult(
-            segment_id=utterance.segment_id,
-            revision=self._revisions.pop(utterance.segment_id),
-            is_final=True,
-            stability=1.0,
-            transcript=verdict.text,
-            confidence=_confidence(verdict.kept),
-            words=words,
-            start_offset=duration(utterance.speech_start_s),
-            end_offset=duration(utterance.speech_end_s),
-            language_code=response.language_code,
-            language_probability=response.language_probability,
-            processing_latency=duration(latency_s),
-            suppression=verdict.suppression,
-            endpoint_reason=_END_REASONS[utterance.reason],
-            translations=translations,
-        )
-        self._observe_final(result, response.audio_seconds)
-        logger.info(
-            "final: %.2f s of audio, queue %.3f s, inference %.3f s, latency %.3f s%s",
-            response.audio_seconds,
-            response.queue_seconds,
-            response.inference_seconds,
-            latency_s,
-            f", suppressed ({verdict.suppression.detail})" if verdict.suppression else "",
-        )
-        self._out.put_nowait(Response(result=result))

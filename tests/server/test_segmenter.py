@@ -6,6 +6,7 @@ import pytest
 
 from server.audio import SAMPLE_RATE_HZ
 from server.segmenter import (
+    FORCED_CUT_SLACK_S,
     EndReason,
     Event,
     Segmenter,
@@ -136,12 +137,15 @@ def test_short_pause_resumes_the_same_utterance(model: SileroModel) -> None:
     assert resumed
 
 
-def test_long_speech_is_cut_into_consecutive_utterances_at_max_duration(
+def test_long_speech_nobody_cuts_is_cut_at_its_limit_at_a_quiet_place(
     model: SileroModel,
 ) -> None:
+    """The stream cuts long speech where a phrase ended; if it does not, the segmenter cuts
+    FORCED_CUT_SLACK_S past max_utterance_s by itself, at the quietest window."""
     stream = read_wav("long/lecture-60s.wav")
-    segmenter = make_segmenter(model, max_utterance_s=5.0, pre_speech_s=1.0)
-    bound = 6 * SAMPLE_RATE_HZ + 2 * SILERO_WINDOW_SAMPLES
+    segmenter = make_segmenter(model, max_utterance_s=3.0, pre_speech_s=1.0)
+    limit_s = 3.0 + FORCED_CUT_SLACK_S
+    bound = round((limit_s + 1.0) * SAMPLE_RATE_HZ) + 2 * SILERO_WINDOW_SAMPLES
 
     events: list[Event] = []
     for start in range(0, len(stream), CHUNK_SAMPLES):
@@ -158,7 +162,7 @@ def test_long_speech_is_cut_into_consecutive_utterances_at_max_duration(
         before_end_s = before.audio_start_s + len(before.audio) / SAMPLE_RATE_HZ
         assert after.audio_start_s >= before_end_s - 1e-9
         if before.reason is EndReason.MAX_DURATION:
-            assert 3.0 <= before.speech_end_s - before.speech_start_s <= 5.0
+            assert limit_s - 2.0 <= before.speech_end_s - before.speech_start_s <= limit_s
         if after.speech_start_s == before.speech_end_s:
             # Cut mid-speech: the next utterance takes over exactly where this one stopped.
             continued += 1
@@ -166,14 +170,46 @@ def test_long_speech_is_cut_into_consecutive_utterances_at_max_duration(
             assert after.audio_start_s == pytest.approx(before_end_s, abs=1e-9)
             # ... and the cut is at a quiet place, not mid-word.
             cut_window = window_index(before.speech_end_s)
-            limit_window = window_index(before.speech_start_s + 5.0)
-            searched = probabilities[window_index(before.speech_start_s + 3.0) : limit_window]
+            limit_window = window_index(before.speech_start_s + limit_s)
+            searched = probabilities[
+                window_index(before.speech_start_s + limit_s - 2.0) : limit_window
+            ]
             assert probabilities[cut_window] <= np.median(searched)
-    assert continued >= 3
+    assert continued >= 2
     for utterance in found:
         assert_audio_is_from_the_stream(utterance, stream)
     started = [e.segment_id for e in events if isinstance(e, SpeechStarted)]
     assert started == [u.segment_id for u in found] == list(range(1, len(found) + 1))
+
+
+def test_a_cut_ends_the_utterance_there_and_the_speech_goes_on_as_the_next(
+    model: SileroModel,
+) -> None:
+    stream = read_wav("en/librivox-0870.wav")
+    segmenter = make_segmenter(model, max_utterance_s=15.0, pre_speech_s=1.0)
+    events = push_all(segmenter, stream[: 6 * SAMPLE_RATE_HZ])
+    [started] = [e for e in events if isinstance(e, SpeechStarted)]
+    cut = round((started.speech_start_s + 3.0) * SAMPLE_RATE_HZ)
+    before = segmenter.utterance_start_sample
+
+    cut_events = segmenter.cut_at(cut)
+
+    ended = next(e for e in cut_events if isinstance(e, UtteranceEnded))
+    assert ended.reason is EndReason.MAX_DURATION
+    assert ended.speech_end_s == cut / SAMPLE_RATE_HZ
+    assert round(ended.audio_start_s * SAMPLE_RATE_HZ) == before
+    assert round(ended.audio_start_s * SAMPLE_RATE_HZ) + len(ended.audio) == cut
+    [next_started] = [e for e in cut_events if isinstance(e, SpeechStarted)]
+    assert next_started.segment_id == ended.segment_id + 1
+    assert next_started.speech_start_s == cut / SAMPLE_RATE_HZ
+    assert segmenter.utterance_start_sample == cut, "no audio is said twice"
+    assert segmenter.state is not SpeechState.INACTIVE
+    rest = push_all(segmenter, stream[6 * SAMPLE_RATE_HZ :])
+    rest.extend(segmenter.finalize(EndReason.END_OF_STREAM))
+    [last] = utterances(rest)
+    assert last.audio_start_s == cut / SAMPLE_RATE_HZ
+    assert_audio_is_from_the_stream(last, stream)
+    assert segmenter.cut_at(cut) == [], "nothing to cut once the utterance is over"
 
 
 def test_finalize_while_active_ends_the_utterance_now(model: SileroModel) -> None:
