@@ -10,6 +10,7 @@ and those boundaries, so latency is counted from the true end of speech, endpoin
 silence included.
 """
 
+import difflib
 import json
 import random
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from clients.audio_file import PcmAudio, read_pcm
+from clients.wer import normalize
 
 SAMPLE_RATE_HZ = 16000
 FRAME_S = 0.02
@@ -50,12 +52,16 @@ class Turn:
     """True speech boundaries in stream time."""
     clip_bounds: tuple[tuple[float, float], ...]
     """Each clip's true (start, end) in stream time: the pauses inside the turn lie between."""
+    sentences: tuple[str, ...]
+    """Each clip's reference text, in order."""
 
 
 @dataclass(frozen=True)
 class Conversation:
     audio: PcmAudio
     turns: tuple[Turn, ...]
+    clips: tuple[Clip, ...]
+    """In the order they are spoken."""
 
     @property
     def reference(self) -> str:
@@ -145,6 +151,7 @@ def build(
                 speech_start_s=bounds[0][0],
                 speech_end_s=bounds[-1][1],
                 clip_bounds=tuple(bounds),
+                sentences=tuple(clip.text for clip in turn_clips),
             )
         )
     total = round((cursor_s + tail_s) * SAMPLE_RATE_HZ)
@@ -155,7 +162,8 @@ def build(
         last = min(round(clip.speech_end_s * SAMPLE_RATE_HZ) + margin, len(clip.samples))
         mix[offset + first : offset + last] += clip.samples[first:last]
     audio = np.clip(mix, -32768, 32767).astype("<i2")
-    return Conversation(PcmAudio(audio.tobytes(), SAMPLE_RATE_HZ, 1), tuple(turns))
+    spoken = tuple(clip for clip, _ in placements)
+    return Conversation(PcmAudio(audio.tobytes(), SAMPLE_RATE_HZ, 1), tuple(turns), spoken)
 
 
 def turn_at(turns: tuple[Turn, ...], start_s: float, end_s: float) -> Turn | None:
@@ -168,3 +176,25 @@ def turn_at(turns: tuple[Turn, ...], start_s: float, end_s: float) -> Turn | Non
         return min(end_s, turn.speech_end_s) - max(start_s, turn.speech_start_s)
 
     return max(turns, key=overlap)
+
+
+PRESENT_SHARE = 0.5
+"""A sentence is present when at least this share of its words is in the transcript."""
+
+
+def sentences_present(turn: Turn, hypothesis: str) -> list[bool]:
+    """For each sentence of the turn, whether the turn's transcript says it: at least half
+    of its words aligned, in order, with the transcript (a misheard word is not a lost
+    sentence; a sentence Whisper dropped is)."""
+    sentences = [normalize(sentence).split() for sentence in turn.sentences]
+    reference = [word for sentence in sentences for word in sentence]
+    matcher = difflib.SequenceMatcher(a=reference, b=normalize(hypothesis).split(), autojunk=False)
+    matched = [False] * len(reference)
+    for block in matcher.get_matching_blocks():
+        matched[block.a : block.a + block.size] = [True] * block.size
+    present, start = [], 0
+    for sentence in sentences:
+        share = sum(matched[start : start + len(sentence)]) / max(len(sentence), 1)
+        present.append(share >= PRESENT_SHARE)
+        start += len(sentence)
+    return present

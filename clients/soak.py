@@ -8,18 +8,14 @@ stream must end with an error: both are counted, and the transcripts are scored.
 
 import asyncio
 import itertools
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
-import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from clients.bench import Clip, load_clips
+from clients.server_process import ServerProcess
 from clients.streaming import stream_audio, streaming_config
 from clients.wer import word_error_rate
 from dragoman.speech.v1 import speech_pb2_grpc
@@ -64,16 +60,6 @@ async def _speaker(stub, clips: itertools.cycle, until: float, tally: Tally) -> 
         tally.hypotheses.append(" ".join(texts))
 
 
-def _sample(metrics_url: str) -> dict[str, float]:
-    text = httpx.get(metrics_url, timeout=10).text
-    sample: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for each in family.samples:
-            if each.name in SAMPLED:
-                sample[each.name] = sample.get(each.name, 0.0) + each.value
-    return sample
-
-
 def _row(elapsed_s: float, sample: dict[str, float]) -> str:
     values = [
         f"{sample.get(name, 0) / (1 << 20):.0f}"
@@ -84,55 +70,33 @@ def _row(elapsed_s: float, sample: dict[str, float]) -> str:
     return f"| {elapsed_s:5.0f} s | " + " | ".join(values) + " |"
 
 
-async def soak(
-    streams: int,
-    minutes: float,
-    settle_s: float,
-    *,
-    port: int = 50071,
-    metrics_port: int = 9471,
-) -> int:
+async def soak(streams: int, minutes: float, settle_s: float) -> int:
     """Runs the soak and prints its figures; returns 1 if any stream failed.
 
     `settle_s` after the last stream lets the work the server still had queued end (on a
     2-core machine six streams leave about 20 s of it) before the last figures."""
-    server = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "dragoman"),
-        "serve",
-        *("--port", str(port), "--http-port", "0", "--metrics-port", str(metrics_port)),
-        *("--stt-metrics-port", "0", "--translate-metrics-port", "0", "--no-edge-enabled"),
-        *("--log-level", "WARNING", "--max-streams", str(streams + 4)),
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            async for status in health.Watch(health_pb2.HealthCheckRequest(), wait_for_ready=True):
-                if status.status == health_pb2.HealthCheckResponse.SERVING:
-                    break
-            sample = _sample(metrics_url)
-            stub = speech_pb2_grpc.SpeechServiceStub(channel)
-            clips = itertools.cycle(load_clips(None))
-            tally = Tally()
-            started = time.monotonic()
-            until = started + minutes * 60
-            print(f"{streams} real-time streams for {minutes:g} min, tiny.en, interim results on")
-            print("| elapsed | " + " | ".join(SAMPLED.values()) + " |")
-            print("| --- |" + " --- |" * len(SAMPLED))
-            print(_row(0, sample), flush=True)
-            speakers = [
-                asyncio.create_task(_speaker(stub, clips, until, tally)) for _ in range(streams)
-            ]
-            while not all(task.done() for task in speakers):
-                await asyncio.wait(speakers, timeout=SAMPLE_EVERY_S)
-                print(_row(time.monotonic() - started, _sample(metrics_url)), flush=True)
-            await asyncio.gather(*speakers)
-            await asyncio.sleep(settle_s)
-            print(_row(time.monotonic() - started, _sample(metrics_url)) + " (settled)")
-    finally:
-        server.terminate()
-        await server.wait()
+    async with (
+        ServerProcess(["--max-streams", str(streams + 4)]) as server,
+        grpc.aio.insecure_channel(server.address) as channel,
+    ):
+        stub = speech_pb2_grpc.SpeechServiceStub(channel)
+        clips = itertools.cycle(load_clips(None))
+        tally = Tally()
+        started = time.monotonic()
+        until = started + minutes * 60
+        print(f"{streams} real-time streams for {minutes:g} min, tiny.en, interim results on")
+        print("| elapsed | " + " | ".join(SAMPLED.values()) + " |")
+        print("| --- |" + " --- |" * len(SAMPLED))
+        print(_row(0, server.samples()), flush=True)
+        speakers = [
+            asyncio.create_task(_speaker(stub, clips, until, tally)) for _ in range(streams)
+        ]
+        while not all(task.done() for task in speakers):
+            await asyncio.wait(speakers, timeout=SAMPLE_EVERY_S)
+            print(_row(time.monotonic() - started, server.samples()), flush=True)
+        await asyncio.gather(*speakers)
+        await asyncio.sleep(settle_s)
+        print(_row(time.monotonic() - started, server.samples()) + " (settled)")
     wer = word_error_rate(tally.references, tally.hypotheses) if tally.references else 0.0
     print(
         f"streams completed {tally.streams}, failed {sum(tally.errors.values())} "

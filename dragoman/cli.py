@@ -104,19 +104,49 @@ def _parser() -> argparse.ArgumentParser:
         "--translate", default="", help="comma-separated target languages (pt,en)"
     )
 
-    bench = commands.add_parser("bench", help="latency, real-time factor and WER on speech clips")
+    bench = commands.add_parser(
+        "bench",
+        help="latency, WER and cost on one continuous conversation of real speech",
+        description="Streams one conversation built from the clips (turns of several "
+        "sentences, short pauses inside a turn, long ones between, a monologue past the "
+        "maximum utterance) to `dragoman serve` in its own process, at real-time pace, from "
+        "each of N clients; latencies run from the true speech boundaries of the audio. "
+        "Flags it does not know go to `dragoman serve` (e.g. --stt-final-beam-size 1).",
+    )
     bench.add_argument(
         "--models", default="tiny.en", help="comma-separated models (default: %(default)s)"
     )
-    bench.add_argument("--manifest", default=None, help="clip manifest (default: the test clips)")
-    bench.add_argument("--streams", type=int, default=1, help="concurrent streams")
     bench.add_argument(
-        "--language", default="en", help="clips of this language (default: %(default)s)"
+        "--concurrency",
+        default="1,2,4,8",
+        help="clients streaming the conversation at once, a run per value (default: %(default)s)",
     )
     bench.add_argument(
-        "--translate", default="", help="comma-separated targets to translate finals into"
+        "--offset-s", type=float, default=3.0, help="start of each client after the previous"
     )
-    _embedded_arguments(bench, edge=False)
+    bench.add_argument(
+        "--clips",
+        action="append",
+        default=[],
+        help="folder with a manifest.json of clips, repeatable (default: tests/data/speech)",
+    )
+    bench.add_argument("--seed", type=int, default=7, help="arrangement of the conversation")
+    bench.add_argument("--json", default="", help="also write every figure to this file")
+    bench.add_argument(
+        "--per-clip",
+        action="store_true",
+        help="the older benchmark instead: each clip its own stream, with translation "
+        "latency (--streams, --translate, --language apply)",
+    )
+    bench.add_argument(
+        "--windows",
+        action="store_true",
+        help="the STT engine alone instead: WER and cost per call of each encoder window "
+        "policy, every clip one request",
+    )
+    bench.add_argument("--streams", type=int, default=1, help="--per-clip: concurrent streams")
+    bench.add_argument("--language", default="en", help="--per-clip: clips of this language")
+    bench.add_argument("--translate", default="", help="--per-clip: targets for the finals")
 
     soak = commands.add_parser(
         "soak", help="many real-time streams against `dragoman serve`; memory, fds, tasks"
@@ -303,7 +333,42 @@ def _address(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _dispatch(args: argparse.Namespace) -> int:
+async def _bench(args: argparse.Namespace, serve_args: list[str]) -> int:
+    """`serve_args`: the flags `bench` does not know, for the server it measures."""
+    logs.configure("WARNING")
+    embedded = _embedded_stack(_parser().parse_args(["serve", *serve_args]), edge=False)
+    if args.per_clip:
+        from clients.bench import Languages, run_benchmark
+
+        return await run_benchmark(
+            embedded,
+            models=args.models.split(","),
+            manifest=None,
+            streams=args.streams,
+            languages=Languages(args.language, _targets(args.translate)),
+        )
+    from clients import conversation, conversation_bench
+    from clients.bench import DEFAULT_MANIFEST
+
+    folders = [Path(folder) for folder in args.clips] or [DEFAULT_MANIFEST]
+    clips = [clip for folder in folders for clip in conversation.load_clips(folder)]
+    if args.windows:
+        from clients import window_bench
+
+        cache_dir = embedded.stt_settings.model_cache_dir
+        return await asyncio.to_thread(window_bench.run, args.models.split(","), clips, cache_dir)
+    return await conversation_bench.run(
+        conversation.build(clips, seed=args.seed),
+        models=args.models.split(","),
+        levels=[int(level) for level in args.concurrency.split(",")],
+        offset_s=args.offset_s,
+        serve_args=serve_args,
+        cache_dir=embedded.stt_settings.model_cache_dir,
+        json_path=args.json,
+    )
+
+
+async def _dispatch(args: argparse.Namespace, serve_args: list[str]) -> int:
     if args.command in SERVICES:
         return await _serve_one(args)
     if args.command == "stack":
@@ -331,21 +396,15 @@ async def _dispatch(args: argparse.Namespace) -> int:
         logs.configure("WARNING")
         return await soak(args.streams, args.minutes, args.settle_s)
     if args.command == "bench":
-        from clients.bench import Languages, run_benchmark
-
-        logs.configure("WARNING")
-        return await run_benchmark(
-            _embedded_stack(args, edge=False),
-            models=args.models.split(","),
-            manifest=args.manifest,
-            streams=args.streams,
-            languages=Languages(args.language, _targets(args.translate)),
-        )
+        return await _bench(args, serve_args)
     raise AssertionError(args.command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, serve_args = parser.parse_known_args(argv)
+    if serve_args and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(serve_args)}")
     try:
         if args.command == "health":
             from clients.health import check
@@ -360,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             chosen = [CONFIGURED[args.service]] if args.service else list(CONFIGURED.values())
             _print_settings(chosen, args.markdown)
             return 0
-        return asyncio.run(_dispatch(args))
+        return asyncio.run(_dispatch(args, serve_args))
     except (SettingsError, ValidationError) as error:
         print(f"dragoman: {error}", file=sys.stderr)
         return 2
