@@ -24,9 +24,10 @@ INTERIM = TranscribeOptions(beam_size=1, temperatures=(0.0,), retry_full_window=
 POLICIES = {
     "full 30 s": WindowPolicy(mode="full"),
     **{
-        f"fitted, min {min_s:g} s, +1 s": WindowPolicy(min_s=min_s, margin_s=1.0)
+        f"fitted, min {min_s:g} s, +1 s": WindowPolicy(min_s=min_s, margin_s=1.0, margin_share=0)
         for min_s in (5.0, 8.0, 10.0, 15.0)
     },
+    "fitted, min 10 s, +1 s or +50 % (default)": WindowPolicy(),
 }
 
 
