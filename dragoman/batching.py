@@ -65,8 +65,10 @@ class QueueStats:
     """Jobs refused because the queue was full."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job(Generic[T, R]):
+    """Compared by identity: a payload (an array of audio) has no truth value to compare."""
+
     payload: T
     key: Hashable
     priority: int

@@ -229,14 +229,16 @@ class WhisperEngine:
     def batch_key(self, audio_s: float, options: TranscribeOptions) -> Hashable:
         """What requests decoded in one call must share: the decoding parameters, the
         prompt's length (generate wants the start token at one position), and a window
-        within a factor of two, so a short request is not padded to a long one's window."""
+        within a factor of two, so a short request is not padded to a long one's window.
+        Word timings are aligned with one tokenizer per call, so requests that want them
+        share their language, and one whose language is still to be detected goes alone."""
         prompt_tokens = len(self._encode(options.initial_prompt)) if options.initial_prompt else 0
         window_class = max(self.windows.frames(audio_s), 1).bit_length()
         return (
             options.beam_size,
             options.task,
             options.word_timestamps,
-            options.language if options.word_timestamps else None,
+            (options.language or object()) if options.word_timestamps else None,
             prompt_tokens,
             window_class,
         )
@@ -269,13 +271,19 @@ class WhisperEngine:
         )
         self._prepare_prompts(items, encoder_output)
         first = items[0].options
+        # CTranslate2 decodes at most min(max_length // 2, max_length - start_step) tokens,
+        # start_step being the prompt's length less one, within the decoder's positions.
+        start_step = len(items[0].prompt) - 1
+        for item in items:
+            item.budget = min(item.budget, self._model.max_length - start_step)
+        longest = max(item.budget for item in items)
         results = self._model.model.generate(
             encoder_output,
             [list(item.prompt) for item in items],
             beam_size=first.beam_size,
             patience=1,
             length_penalty=1,
-            max_length=max(len(item.prompt) + item.budget for item in items),
+            max_length=max(2 * longest, start_step + longest),
             return_scores=True,
             return_no_speech_prob=True,
             suppress_blank=True,
@@ -322,28 +330,27 @@ class WhisperEngine:
     def _add_words(
         self, items: list[_Item], decoded: list["_Decoded"], encoder_output: ctranslate2.StorageView
     ) -> None:
-        """Word timings in one alignment call for the items that said something (they share
-        a language, see `batch_key`)."""
-        rows = [i for i, each in enumerate(decoded) if each.tokens]
-        if not rows:
+        """Word timings of every item in one alignment call (they share a language, see
+        `batch_key`); a row that said nothing gets none, and costs less to align than taking
+        it out of an encoder output that may live on a GPU."""
+        if not any(each.tokens for each in decoded):
             return
-        if len(rows) < len(items):
-            on_host = np.array(encoder_output.to_device(ctranslate2.Device.cpu))
-            encoder_output = ctranslate2.StorageView.from_array(np.ascontiguousarray(on_host[rows]))
-        segments = [[decoded[i].as_segment(items[i].audio_s)] for i in rows]
-        tokenizer = items[rows[0]].tokenizer
+        segments = [
+            [each.as_segment(item.audio_s)] for item, each in zip(items, decoded, strict=True)
+        ]
+        tokenizer = items[0].tokenizer
         assert tokenizer is not None
         self._model.add_word_timestamps(
             segments,
             tokenizer,
             encoder_output,
-            [items[i].content_frames for i in rows],
+            [item.content_frames for item in items],
             PREPEND_PUNCTUATIONS,
             APPEND_PUNCTUATIONS,
             last_speech_timestamp=0.0,
         )
-        for i, [segment] in zip(rows, segments, strict=True):
-            decoded[i].words = tuple(
+        for each, [segment] in zip(decoded, segments, strict=True):
+            each.words = tuple(
                 Word(w["word"], w["start"], w["end"], w["probability"]) for w in segment["words"]
             )
 

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
+import numpy as np
 import pytest
 
 from dragoman.batching import BatchQueue, Done, QueueClosedError, QueueFullError
@@ -223,3 +224,27 @@ def test_jobs_for_an_unknown_worker_are_refused() -> None:
         assert queue.queued == 0
 
     scenario(test)
+
+
+def test_jobs_with_array_payloads_of_any_shape_are_batched() -> None:
+    """Audio payloads are arrays: a job is taken out of the queue by identity, so one that
+    is not first in line is found without comparing arrays (which raised, killing the
+    worker, once two streams' requests of different lengths waited together)."""
+
+    async def run() -> list[int]:
+        queue: BatchQueue[np.ndarray, int] = BatchQueue(
+            max_queue=8, max_batch_size=8, batch_wait_s=0.05
+        )
+        queue.add_worker("m", lambda arrays: [len(array) for array in arrays])
+        try:
+            waiting = [
+                queue.submit("m", np.zeros(3), key="interims", priority=1),
+                queue.submit("m", np.zeros(5), key="finals", priority=0),
+                queue.submit("m", np.zeros(7), key="finals", priority=0),
+            ]
+            done = await asyncio.wait_for(asyncio.gather(*waiting), HOLD_TIMEOUT_S)
+            return [each.result for each in done]
+        finally:
+            await queue.close()
+
+    assert asyncio.run(run()) == [3, 5, 7]
