@@ -168,6 +168,9 @@ def offline_wer(model_name: str, cache_dir: Path, conversation: Conversation) ->
     return word_error_rate(references, hypotheses)
 
 
+Row = dict[str, float | int | str | list[str]]
+
+
 async def run_level(
     conversation: Conversation,
     *,
@@ -175,7 +178,7 @@ async def run_level(
     concurrency: int,
     offset_s: float,
     serve_args: list[str],
-) -> dict[str, float | int | str]:
+) -> Row:
     """One server, `concurrency` clients: the figures of every turn of every client."""
     args = ["--stt-model", model, "--max-streams", str(concurrency + 4), *serve_args]
     async with ServerProcess(args) as server:
@@ -217,11 +220,19 @@ async def run_level(
         "stt_wasted_s": wasted_s,
         "stt_wasted_share": wasted_s / cpu_s if cpu_s else 0.0,
         "errors": "; ".join(run.error for run in runs if run.error),
+        "lost": sorted(
+            {
+                sentence
+                for s in scores
+                for sentence, there in zip(s.turn.sentences, s.sentences_present, strict=True)
+                if not there
+            }
+        ),
     }
 
 
-def print_table(rows: list[dict[str, float | int | str]]) -> None:
-    keys = [key for key in rows[0] if key not in ("model", "errors")]
+def print_table(rows: list[Row]) -> None:
+    keys = [key for key in rows[0] if key not in ("model", "errors", "lost")]
     print("| " + " | ".join(keys) + " |")
     print("| " + " | ".join("---" for _ in keys) + " |")
     for row in rows:
@@ -230,6 +241,8 @@ def print_table(rows: list[dict[str, float | int | str]]) -> None:
     for row in rows:
         if row["errors"]:
             print(f"errors at concurrency {row['concurrency']}: {row['errors']}")
+        if row["lost"]:
+            print(f"sentences missing at concurrency {row['concurrency']}: {row['lost']}")
 
 
 async def run(

@@ -238,17 +238,25 @@ class RecognitionPipeline:
         return audio[:keep], start_s
 
     def _call(
-        self, purpose: Purpose, audio: np.ndarray, start_s: float, *, words: bool = False
+        self,
+        purpose: Purpose,
+        audio: np.ndarray,
+        start_s: float,
+        *,
+        words: bool = False,
+        pending: PendingFinal | None = None,
     ) -> Call:
-        prompt = self._previous_text[-PROMPT_CHARS:] if self._prompt_previous else ""
+        """A call on the utterance in progress, or on the one that `pending` ended."""
+        segment_id = pending.utterance.segment_id if pending else self._speech.segment_id
+        languages = pending.languages if pending else self._languages
         return Call(
-            segment_id=self._speech.segment_id,
-            audio=np.array(audio, copy=True),
+            segment_id=segment_id,
+            audio=audio if pending else np.array(audio, copy=True),
             audio_start_s=start_s,
             purpose=purpose,
-            language=self._languages.spoken,
+            language=languages.spoken,
             words=words,
-            prompt=prompt,
+            prompt=self._previous_text[-PROMPT_CHARS:] if self._prompt_previous else "",
         )
 
     async def _final(self, pending: PendingFinal) -> None:
@@ -257,14 +265,12 @@ class RecognitionPipeline:
         speculated = self._speculated(utterance)
         transcript = pending.transcript or speculated
         if transcript is None:
-            call = Call(
-                segment_id=utterance.segment_id,
-                audio=utterance.audio,
-                audio_start_s=utterance.audio_start_s,
-                purpose=Purpose.FINAL,
-                language=pending.languages.spoken,
+            call = self._call(
+                Purpose.FINAL,
+                utterance.audio,
+                utterance.audio_start_s,
                 words=self._word_time_offsets,
-                prompt=self._previous_text[-PROMPT_CHARS:] if self._prompt_previous else "",
+                pending=pending,
             )
             try:
                 transcript = await self._transcriber.transcribe(call)

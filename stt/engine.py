@@ -5,6 +5,10 @@ decoded in a single window with no VAD and no conditioning on earlier text, and 
 segment keeps its statistics: the gateway, not the engine, decides which output is a
 hallucination and logs why.
 
+Decodes keep Whisper's timestamp tokens, as faster-whisper does by default: without them
+Whisper drops a short phrase that ends an utterance ("... in the directory. Five, five."
+lost "Five, five." in the continuous benchmark), and the text is the segments' texts.
+
 The window is fitted to the audio (`stt.windows`), and requests that wait at the same
 moment are decoded together: one encoder call and one generate call for the batch, which
 on a GPU costs little more than one request. A batch shares what generate cannot vary
@@ -118,6 +122,23 @@ def resolve_device(device: str, compute_type: str) -> tuple[str, str]:
 def _compression_ratio(text: str) -> float:
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _text_of_segments(tokenizer: Tokenizer, tokens: list[int], keep: int | None = None) -> str:
+    """The text of a decode with timestamps: its segments' texts joined by spaces (a
+    segment after a timestamp may start without one), up to `keep` text tokens."""
+    segments: list[list[int]] = [[]]
+    kept = 0
+    for token in tokens:
+        if token >= tokenizer.eot:
+            if segments[-1]:
+                segments.append([])
+            continue
+        if keep is not None and kept >= keep:
+            break
+        segments[-1].append(token)
+        kept += 1
+    return " ".join(filter(None, (tokenizer.decode(each).strip() for each in segments)))
 
 
 @dataclass
@@ -324,7 +345,7 @@ class WhisperEngine:
                 self._encode(item.options.initial_prompt) if item.options.initial_prompt else []
             )
             item.prompt = tuple(
-                self._model.get_prompt(item.tokenizer, previous, without_timestamps=True)
+                self._model.get_prompt(item.tokenizer, previous, without_timestamps=False)
             )
 
     def _add_words(
@@ -357,9 +378,11 @@ class WhisperEngine:
     def _transcription(self, item: _Item, decoded: "_Decoded", window: int) -> Transcription:
         tokenizer = item.tokenizer
         assert tokenizer is not None
-        text = tokenizer.decode(decoded.tokens)
+        text_tokens = [token for token in decoded.tokens if token < tokenizer.eot]
+        text = _text_of_segments(tokenizer, decoded.tokens)
         reason = distrust(
-            tokens=decoded.tokens,
+            tokens=text_tokens,
+            timestamp_tokens=len(decoded.tokens) - len(text_tokens),
             budget=item.budget,
             compression_ratio=_compression_ratio(text.strip()),
             avg_logprob=decoded.avg_logprob,
@@ -374,9 +397,9 @@ class WhisperEngine:
                 reason,
             )
             return self._full_window(item.audio, item.options, reason)
-        looped_at = loop_start(decoded.tokens) if reason else None
+        looped_at = loop_start(text_tokens) if reason else None
         if looped_at is not None:
-            text = tokenizer.decode(decoded.tokens[:looped_at])
+            text = _text_of_segments(tokenizer, decoded.tokens, looped_at)
         segment = Segment(
             text=text,
             start_s=0.0,
@@ -405,7 +428,7 @@ class WhisperEngine:
             beam_size=options.beam_size,
             best_of=options.beam_size,
             temperature=list(options.temperatures),
-            without_timestamps=True,
+            without_timestamps=False,
             word_timestamps=options.word_timestamps,
             initial_prompt=options.initial_prompt or None,
             condition_on_previous_text=False,

@@ -103,10 +103,12 @@ def distrust(
     avg_logprob: float,
     no_speech_prob: float,
     run_on_s: float = 0.0,
+    timestamp_tokens: int = 0,
 ) -> str:
-    """Why a fitted decode is not to be trusted ("" when it is); `run_on_s` is how far its
-    last word ends past the audio."""
-    if len(tokens) >= budget:
+    """Why a fitted decode is not to be trusted ("" when it is); `tokens` are its text
+    tokens, `timestamp_tokens` how many timestamps it decoded besides (they count towards
+    the budget), `run_on_s` how far its last word ends past the audio."""
+    if len(tokens) + timestamp_tokens >= budget:
         return f"it used its whole budget of {budget} tokens"
     if run_on_s > RUN_ON_S:
         return f"it runs on {run_on_s:.1f} s past the audio"

@@ -6,6 +6,7 @@ does, so the pipeline sees the same sequences of events as in the gateway.
 """
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -479,11 +480,8 @@ def test_finals_come_out_in_segment_order_behind_a_call_in_flight() -> None:
 
 
 def test_interims_stay_regular_through_long_speech(clock: Clock) -> None:
-    tuning = PolicyTuning(
-        interim_interval_s=0.2,
-        first_interim_s=0.3,
-        interim_duty_cycle=0.5,
-        max_utterance_s=15.0,
+    tuning = dataclasses.replace(
+        TUNING, interim_interval_s=0.2, first_interim_s=0.3, interim_duty_cycle=0.5
     )
     step_s, call_s = 0.02, 0.05
     # (clock, speech so far) at the start of each interim.
@@ -519,12 +517,7 @@ def test_interims_stay_regular_through_long_speech(clock: Clock) -> None:
 
 
 def test_a_pause_starts_no_interim_however_long_it_lasts(clock: Clock) -> None:
-    tuning = PolicyTuning(
-        interim_interval_s=0.2,
-        first_interim_s=0.0,
-        interim_duty_cycle=1.0,
-        max_utterance_s=15.0,
-    )
+    tuning = dataclasses.replace(TUNING, interim_interval_s=0.2)
 
     async def respond(call: Call) -> Transcript:
         return transcript("hello")
@@ -552,12 +545,7 @@ def test_a_pause_starts_no_interim_however_long_it_lasts(clock: Clock) -> None:
 
 
 def test_shed_interims_do_not_hold_up_the_final(clock: Clock) -> None:
-    tuning = PolicyTuning(
-        interim_interval_s=0.2,
-        first_interim_s=0.0,
-        interim_duty_cycle=0.5,
-        max_utterance_s=15.0,
-    )
+    tuning = dataclasses.replace(TUNING, interim_interval_s=0.2, interim_duty_cycle=0.5)
 
     async def respond(call: Call) -> Transcript:
         await asyncio.sleep(0)
@@ -614,9 +602,7 @@ HELLO_THERE = (
 
 
 def test_a_phrase_end_found_by_a_probe_is_cut_and_its_words_are_the_final() -> None:
-    tuning = PolicyTuning(
-        interim_interval_s=60.0, first_interim_s=0.0, interim_duty_cycle=1.0, max_utterance_s=3.0
-    )
+    tuning = dataclasses.replace(TUNING, max_utterance_s=3.0)
 
     async def scenario() -> Stream:
         stream = Stream(tuning=tuning)
@@ -643,9 +629,7 @@ def test_a_phrase_end_found_by_a_probe_is_cut_and_its_words_are_the_final() -> N
 
 
 def test_a_probe_without_a_phrase_end_is_an_interim_and_waits_for_more_audio() -> None:
-    tuning = PolicyTuning(
-        interim_interval_s=60.0, first_interim_s=0.0, interim_duty_cycle=1.0, max_utterance_s=3.0
-    )
+    tuning = dataclasses.replace(TUNING, max_utterance_s=3.0)
     unpunctuated = tuple(
         TimedWord(word.word.rstrip("."), word.start_s, word.end_s, 0.9) for word in HELLO_THERE[:2]
     )

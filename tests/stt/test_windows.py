@@ -135,6 +135,11 @@ def test_a_clean_decode_is_trusted() -> None:
         pytest.param(
             {"budget": len(HE_WAS + SPADES_CLUBS)}, "whole budget of 11 tokens", id="budget"
         ),
+        pytest.param(
+            {"budget": len(HE_WAS + SPADES_CLUBS) + 2, "timestamp_tokens": 2},
+            "whole budget of 13 tokens",
+            id="budget spent on timestamps too",
+        ),
         pytest.param({"run_on_s": 0.8}, "runs on 0.8 s past the audio", id="run on"),
         pytest.param(
             {"compression_ratio": 2.6}, "repeats itself (compression ratio 2.60)", id="ratio"
