@@ -20,7 +20,9 @@ from stt.engine import TranscribeOptions, WhisperEngine
 from stt.windows import WindowPolicy
 
 FINAL = TranscribeOptions(beam_size=5)
-INTERIM = TranscribeOptions(beam_size=1, temperatures=(0.0,), retry_full_window=False)
+INTERIM = TranscribeOptions(
+    beam_size=1, temperatures=(0.0,), retry_full_window=False, timestamps=False
+)
 POLICIES = {
     "full 30 s": WindowPolicy(mode="full"),
     **{

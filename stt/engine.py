@@ -5,7 +5,7 @@ decoded in a single window with no VAD and no conditioning on earlier text, and 
 segment keeps its statistics: the gateway, not the engine, decides which output is a
 hallucination and logs why.
 
-Decodes keep Whisper's timestamp tokens, as faster-whisper does by default: without them
+Finals keep Whisper's timestamp tokens, as faster-whisper does by default: without them
 Whisper drops a short phrase that ends an utterance ("... in the directory. Five, five."
 lost "Five, five." in the continuous benchmark), and the text is the segments' texts.
 
@@ -70,6 +70,9 @@ class TranscribeOptions:
     #: Decode again in the full 30 s window when the fitted one is not trusted; an
     #: interim, superseded within a second, takes what the fitted decode gave.
     retry_full_window: bool = True
+    #: Keep Whisper's timestamp tokens: a final then keeps a short last phrase that Whisper
+    #: drops without them; an interim, superseded within a second, is cheaper without.
+    timestamps: bool = True
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,7 @@ class WhisperEngine:
         return (
             options.beam_size,
             options.task,
+            options.timestamps,
             options.word_timestamps,
             (options.language or object()) if options.word_timestamps else None,
             prompt_tokens,
@@ -345,7 +349,9 @@ class WhisperEngine:
                 self._encode(item.options.initial_prompt) if item.options.initial_prompt else []
             )
             item.prompt = tuple(
-                self._model.get_prompt(item.tokenizer, previous, without_timestamps=False)
+                self._model.get_prompt(
+                    item.tokenizer, previous, without_timestamps=not item.options.timestamps
+                )
             )
 
     def _add_words(
@@ -428,7 +434,7 @@ class WhisperEngine:
             beam_size=options.beam_size,
             best_of=options.beam_size,
             temperature=list(options.temperatures),
-            without_timestamps=False,
+            without_timestamps=not options.timestamps,
             word_timestamps=options.word_timestamps,
             initial_prompt=options.initial_prompt or None,
             condition_on_previous_text=False,

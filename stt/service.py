@@ -157,6 +157,7 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
             word_timestamps=request.word_timestamps,
             initial_prompt=request.initial_prompt,
             retry_full_window=priority is Priority.FINAL,
+            timestamps=priority is Priority.FINAL,
         )
         self._scheduler.engines[model].check(options)
         done = await self._scheduler.submit(model, audio, options, priority)
