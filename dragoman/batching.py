@@ -216,7 +216,8 @@ class BatchQueue(Generic[T, R]):
                     break
                 worker.wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(worker.wakeup.wait(), remaining_s)
+                    async with asyncio.timeout(remaining_s):
+                        await worker.wakeup.wait()
             self._drop_withdrawn(worker)
             if head.future.done():
                 continue

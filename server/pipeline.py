@@ -192,8 +192,11 @@ class RecognitionPipeline:
     async def _sleep(self, until: float | None) -> None:
         self._wake.clear()
         timeout = None if until is None else max(until - time.monotonic(), 0.0)
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+        # wake-up does, and the stream's pipeline then outlived the stream.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     def _view(self) -> View:
         progress = self._speech.utterance_so_far()

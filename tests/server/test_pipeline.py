@@ -689,3 +689,24 @@ def test_run_returns_at_once_when_the_input_ends_in_silence() -> None:
 
     stream = asyncio.run(scenario())
     assert stream.transcriber.calls == []
+
+
+def test_a_pipeline_cancelled_as_it_wakes_up_ends() -> None:
+    """The stream cancels its pipeline when the client goes; a cancellation that arrives
+    in the same loop turn as new audio must still end it (asyncio.wait_for on Python 3.11
+    swallowed it, and the pipeline task outlived its stream)."""
+
+    async def scenario() -> None:
+        stream = Stream()
+        stream.start()
+        stream.speech_starts(1.0)
+        (await stream.transcriber.next_call()).resolve("hello")
+        await stream.settle()
+        # Now it sleeps until the next interim is due, or until more audio comes.
+        assert stream.task is not None
+        stream.pipeline.audio_arrived()
+        stream.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(stream.task, CALL_TIMEOUT_S)
+
+    asyncio.run(scenario())
