@@ -319,7 +319,7 @@ class RecognitionPipeline:
                 speculation.transcript,
                 speculation.audio_at,
                 speculation.samples,
-                started=None,
+                stand_in=True,
             )
 
     async def _speculate(self) -> None:
@@ -366,7 +366,7 @@ class RecognitionPipeline:
             busy_s = time.monotonic() - started
             duty = self._tuning.interim_duty_cycle
             self._interims_free_at = time.monotonic() + busy_s * (1 / duty - 1)
-        self._publish_interim(segment_id, transcript, audio_at, len(audio), started=started)
+        self._publish_interim(segment_id, transcript, audio_at, len(audio), stand_in=False)
 
     def _publish_interim(
         self,
@@ -375,10 +375,11 @@ class RecognitionPipeline:
         audio_at: float,
         samples: int,
         *,
-        started: float | None,
+        stand_in: bool,
     ) -> None:
-        if started is None and segment_id == self._speech.segment_id:
-            # A speculation standing in for an interim counts as one.
+        """`stand_in`: the result of another call (a speculation, a phrase probe) serves as
+        this interim, and counts as one for the interim timing."""
+        if stand_in and segment_id == self._speech.segment_id:
             self._last_interim_at = time.monotonic()
             self._last_interim_audio_s = samples / SAMPLE_RATE_HZ
         if not self._sink.interim(segment_id, transcript, audio_at):
@@ -407,7 +408,7 @@ class RecognitionPipeline:
             self._cut = (segment_id, cut, self._piece(transcript, cut))
             self._carried = self._rest(transcript, cut)
         elif self._interim_results:
-            self._publish_interim(segment_id, transcript, audio_at, len(audio), started=None)
+            self._publish_interim(segment_id, transcript, audio_at, len(audio), stand_in=True)
         else:
             self._sink.discarded(transcript.model_s)
 
@@ -421,7 +422,7 @@ class RecognitionPipeline:
         if carried is not None and self._interim_results:
             covered = round((carried.audio_end_s - cut.at_s) * SAMPLE_RATE_HZ)
             self._publish_interim(
-                self._speech.segment_id, carried, self._speech.last_audio_at, covered, started=None
+                self._speech.segment_id, carried, self._speech.last_audio_at, covered, stand_in=True
             )
 
     @staticmethod

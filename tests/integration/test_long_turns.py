@@ -3,13 +3,11 @@ no word is lost or said twice at a cut: the gateway and STT service on loopback,
 monologue of over a minute of real speech, streamed as it is spoken."""
 
 import pytest
-from faster_whisper import WhisperModel
 
-from clients import conversation
+from clients import conversation, conversation_bench
 from clients.conversation import Conversation
 from clients.wer import word_error_rate
 from dragoman.speech.v1 import speech_pb2
-from stt.models import prepare
 from tests.conftest import DATA
 from tests.streaming import audio_requests, config_request, finals, paced
 
@@ -45,13 +43,7 @@ def monologue() -> Conversation:
 @pytest.fixture(scope="module")
 def offline_wer(monologue: Conversation, tmp_path_factory: pytest.TempPathFactory) -> float:
     """faster-whisper on each whole clip: what the model says without any cut."""
-    prepared = prepare("tiny.en", tmp_path_factory.mktemp("models"))
-    model = WhisperModel(str(prepared.directory), device="cpu", compute_type="int8")
-    hypotheses = []
-    for clip in monologue.clips:
-        segments, _ = model.transcribe(clip.samples / 32768, language="en", beam_size=5)
-        hypotheses.append(" ".join(s.text.strip() for s in segments))
-    return word_error_rate([clip.text for clip in monologue.clips], hypotheses)
+    return conversation_bench.offline_wer("tiny.en", tmp_path_factory.mktemp("models"), monologue)
 
 
 @pytest.mark.slow
