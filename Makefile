@@ -8,7 +8,7 @@ WEB := clients/web
 WEB_SOURCES := $(shell find $(WEB)/src -type f 2>/dev/null) $(wildcard $(WEB)/*.html $(WEB)/*.css \
 	$(WEB)/*.mjs $(WEB)/*.json $(WEB)/*.yaml) $(PROTOS)
 
-.PHONY: setup web browser deploy-tools run serve stack test lint format proto proto-check bench soak clean
+.PHONY: setup web system-packages deploy-tools run serve stack test lint format proto proto-check bench soak clean
 
 setup: $(STAMP) web
 
@@ -46,11 +46,14 @@ $(TOOLS)/bin/kustomize: $(FETCH_DEB)
 		552bbe5563b522685b10f75a9a226bfbee9778fc313b205d595fdbb7e9c70e33 \
 		usr/bin/kustomize $@
 
-# Debian's Chromium for the browser tests (root installs it; others are told how).
-browser:
-	@command -v chromium >/dev/null || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-		else echo "the browser tests need Chromium: sudo apt-get install -y chromium"; exit 1; fi; }
+# Debian's Chromium for the browser tests and redis-server for the shared caption rooms of
+# the stack and its tests (root installs what is missing; others are told how).
+SYSTEM_PACKAGES = chromium redis-server
+system-packages:
+	@missing="$$(for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || echo $$p; done)"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+		else echo "the tests need: sudo apt-get install -y $$missing"; exit 1; fi; fi
 
 run: setup
 	$(BIN)/dragoman demo --translate pt
@@ -61,10 +64,10 @@ serve: setup
 # The cluster's topology on loopback: a process per replica, Envoy in front.
 STT_REPLICAS ?= 2
 TRANSLATE_REPLICAS ?= 1
-stack: setup
+stack: setup system-packages
 	$(BIN)/dragoman stack --stt-replicas $(STT_REPLICAS) --translate-replicas $(TRANSLATE_REPLICAS)
 
-test: setup browser deploy-tools
+test: setup system-packages deploy-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/buf lint

@@ -5,10 +5,16 @@ the WebSocket bridge) and `captions` (StreamCaptions; `recognize` includes it). 
 without scopes may do everything. Refusals say only what the caller must do, never why a
 token failed (expired, bad signature, unknown): that detail is logged, not returned.
 Health checks and reflection stay open, so probes and grpcurl's `list` need no token.
+
+A token may also be scoped to caption rooms: a JWT with a `rooms` claim, a static token
+with a `rooms=` field. Each entry is a room name, or a prefix ending in `*` (`team-*`);
+a token without rooms may enter any room. The room is in the request, not in the call's
+method, so the service checks it with `Identity.may_enter` once it has read the request.
 """
 
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +36,8 @@ METHOD_SCOPES = {"StreamCaptions": CAPTIONS}
 LEEWAY_S = 30
 UNAUTHENTICATED_MESSAGE = "authentication required: send 'authorization: Bearer <token>'"
 PERMISSION_DENIED_MESSAGE = "this token does not grant access to this method"
+ROOM_ENTRY = re.compile(r"[A-Za-z0-9_-]{1,64}\*?|\*")
+"""A room name, or a prefix of one followed by `*`."""
 
 
 class AuthError(Exception):
@@ -44,6 +52,31 @@ class AuthError(Exception):
         if self.code == grpc.StatusCode.PERMISSION_DENIED:
             return PERMISSION_DENIED_MESSAGE
         return UNAUTHENTICATED_MESSAGE
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a token names and what it may do."""
+
+    subject: str = ""
+    scopes: frozenset[str] = ALL_SCOPES
+    rooms: tuple[str, ...] | None = None
+    """Room names and `prefix*` patterns the token may enter; None: every room."""
+
+    def may_enter(self, room: str) -> bool:
+        if self.rooms is None:
+            return True
+        return any(
+            room.startswith(entry[:-1]) if entry.endswith("*") else room == entry
+            for entry in self.rooms
+        )
+
+    def grants(self, scope: str) -> bool:
+        return scope in self.scopes or (scope == CAPTIONS and RECOGNIZE in self.scopes)
+
+
+ANYONE = Identity()
+"""The caller when authentication is off."""
 
 
 @dataclass(frozen=True)
@@ -79,19 +112,28 @@ class Authenticator:
     def enabled(self) -> bool:
         return bool(self._tokens or self._jwt_keys)
 
-    def check(self, authorization: str, scope: str) -> None:
-        """Raises AuthError unless `authorization` ("Bearer <token>") grants `scope`."""
+    def check(self, authorization: str, scope: str) -> Identity:
+        """The caller named by `authorization` ("Bearer <token>"); raises AuthError unless
+        it grants `scope`."""
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError(grpc.StatusCode.UNAUTHENTICATED, "no bearer token")
-        scopes = self._scopes(token.strip())
-        if scope not in scopes and not (scope == CAPTIONS and RECOGNIZE in scopes):
+        identity = self._identify(token.strip())
+        if not identity.grants(scope):
             raise AuthError(grpc.StatusCode.PERMISSION_DENIED, f"token lacks scope {scope}")
+        return identity
 
-    def _scopes(self, token: str) -> frozenset[str]:
-        for known, scopes in self._tokens.items():
+    def identify(self, metadata: Mapping[str, Any] | None, scope: str) -> Identity:
+        """The caller of a gRPC call (its scope already checked by AuthInterceptor);
+        ANYONE when authentication is off."""
+        if not self.enabled:
+            return ANYONE
+        return self.check(str(dict(metadata or ()).get("authorization", "")), scope)
+
+    def _identify(self, token: str) -> Identity:
+        for known, identity in self._tokens.items():
             if hmac.compare_digest(known.encode(), token.encode()):
-                return scopes
+                return identity
         reasons = []
         for key in self._jwt_keys:
             try:
@@ -107,12 +149,31 @@ class Authenticator:
             except jwt.InvalidTokenError as error:
                 reasons.append(f"{key.algorithm}: {error}")
                 continue
-            scope = claims.get("scope")
-            return frozenset(scope.split()) if isinstance(scope, str) else ALL_SCOPES
+            return _identity_of(claims)
         raise AuthError(
             grpc.StatusCode.UNAUTHENTICATED,
             "; ".join(reasons) or "unknown token",
         )
+
+
+def _identity_of(claims: dict[str, Any]) -> Identity:
+    scope = claims.get("scope")
+    rooms = claims.get("rooms")
+    if isinstance(rooms, str):
+        rooms = [rooms]
+    if rooms is not None and not (
+        isinstance(rooms, list)
+        and all(isinstance(r, str) and ROOM_ENTRY.fullmatch(r) for r in rooms)
+    ):
+        raise AuthError(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"claim 'rooms' must be a room name or a list of them (prefix* allowed): {rooms!r}",
+        )
+    return Identity(
+        subject=str(claims.get("sub", "")),
+        scopes=frozenset(scope.split()) if isinstance(scope, str) else ALL_SCOPES,
+        rooms=tuple(rooms) if rooms is not None else None,
+    )
 
 
 def _read(path: str) -> str:
@@ -122,20 +183,31 @@ def _read(path: str) -> str:
         raise SettingsError(f"cannot read {path}: {error.strerror}") from None
 
 
-def _read_tokens(path: str) -> dict[str, frozenset[str]]:
-    """Lines of `<token> [scope,scope]`; blank lines and `#` comments are skipped."""
-    tokens: dict[str, frozenset[str]] = {}
+def _read_tokens(path: str) -> dict[str, Identity]:
+    """Lines of `<token> [scope,scope] [rooms=room,prefix*]`; blank lines and `#` comments
+    are skipped."""
+    tokens: dict[str, Identity] = {}
     for number, line in enumerate(_read(path).splitlines(), start=1):
         fields = line.split("#", 1)[0].split()
         if not fields:
             continue
-        scopes = frozenset(fields[1].split(",")) if len(fields) > 1 else ALL_SCOPES
-        if not scopes <= ALL_SCOPES:
-            raise SettingsError(
-                f"{path}:{number}: unknown scope in {fields[1]!r}; use "
-                f"{', '.join(sorted(ALL_SCOPES))}"
-            )
-        tokens[fields[0]] = scopes
+        scopes, rooms = ALL_SCOPES, None
+        for field in fields[1:]:
+            if field.startswith("rooms="):
+                rooms = tuple(field.removeprefix("rooms=").split(","))
+                bad = [room for room in rooms if not ROOM_ENTRY.fullmatch(room)]
+                if bad:
+                    raise SettingsError(
+                        f"{path}:{number}: {', '.join(bad)} is not a room name or prefix*"
+                    )
+            else:
+                scopes = frozenset(field.split(","))
+                if not scopes <= ALL_SCOPES:
+                    raise SettingsError(
+                        f"{path}:{number}: unknown scope in {field!r}; use "
+                        f"{', '.join(sorted(ALL_SCOPES))}"
+                    )
+        tokens[fields[0]] = Identity(scopes=scopes, rooms=rooms)
     if not tokens:
         raise SettingsError(f"{path} holds no token")
     return tokens

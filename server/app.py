@@ -14,6 +14,8 @@ from server.errors import GatewayError
 from server.hallucination import HallucinationOptions
 from server.limits import StreamLimits
 from server.metrics import GatewayMetrics
+from server.room_store import MemoryRoomStore, RoomStore
+from server.room_store_redis import RedisRoomStore
 from server.rooms import CaptionRooms
 from server.service import SpeechServicer
 from server.settings import GatewaySettings
@@ -84,18 +86,26 @@ class GatewayApp:
                 speedup_burst_s=settings.speedup_burst_s,
             ),
         )
-        rooms = CaptionRooms(
-            backlog=settings.caption_backlog, listener_queue=settings.caption_listener_queue
+        translator = Translator(self.translate)
+        gateway_metrics = GatewayMetrics(self.metrics)
+        self.rooms = CaptionRooms(
+            room_store(settings),
+            translator,
+            gateway_metrics,
+            backlog=settings.caption_backlog,
+            listener_queue=settings.caption_listener_queue,
+            language_ttl_s=settings.caption_language_ttl_s,
         )
         self.servicer = SpeechServicer(
             settings,
             self.stt,
-            Translator(self.translate),
+            translator,
             SileroModel(),
             tuning,
-            rooms,
+            self.rooms,
             tracing.tracer,
-            GatewayMetrics(self.metrics),
+            gateway_metrics,
+            authenticator,
         )
         speech_pb2_grpc.add_SpeechServiceServicer_to_server(self.servicer, self.host.server)
         self.web = WebServer(
@@ -136,12 +146,14 @@ class GatewayApp:
             self.translate.connect()
         catalog = await self._wait_for_stt()
         logger.info(
-            "gateway listening on %s:%d (gRPC) and %s (WebSocket, page), STT at %s serving %s",
+            "gateway listening on %s:%d (gRPC) and %s (WebSocket, page), STT at %s serving %s, "
+            "caption rooms in %s",
             self.settings.host,
             port,
             self.http_address,
             self.settings.stt_target,
             ", ".join(sorted(catalog.models)),
+            "Redis" if self.settings.redis_url else "memory",
         )
         await self.host.set_serving()
         return port
@@ -167,9 +179,23 @@ class GatewayApp:
         final result, and whatever is left when the grace period is over is cancelled."""
         self.servicer.drain(self.settings.drain_grace_s)
         await asyncio.gather(self.host.stop(self.settings.drain_grace_s), self.web.stop())
+        await self.rooms.close()
         await self.stt.close()
         if self.translate is not None:
             await self.translate.close()
+
+
+def room_store(settings: GatewaySettings) -> RoomStore:
+    """Redis when a URL is set, so rooms span gateways; this process's memory otherwise."""
+    if settings.redis_url:
+        return RedisRoomStore(
+            settings.redis_url,
+            history=settings.caption_history,
+            ttl_s=settings.caption_room_ttl_s,
+            timeout_s=settings.redis_timeout_s,
+            translate_timeout_s=settings.stt_timeout_s,
+        )
+    return MemoryRoomStore(history=settings.caption_history, ttl_s=settings.caption_room_ttl_s)
 
 
 async def serve(settings: GatewaySettings) -> None:

@@ -15,7 +15,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from google.protobuf import json_format
 from opentelemetry import propagate, trace
 
-from dragoman.auth import RECOGNIZE, Authenticator, AuthError
+from dragoman.auth import ANYONE, RECOGNIZE, Authenticator, AuthError, Identity
 from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, websocket_pb2
 from server.errors import ClientGoneError, GatewayError, InvalidRequestError
@@ -61,9 +61,10 @@ class WebSocketBridge:
         )
         await socket.prepare(request)
         send = _sender(socket)
+        caller = ANYONE
         if self._authenticator.enabled:
             try:
-                self._authenticator.check(f"Bearer {_token(request)}", RECOGNIZE)
+                caller = self._authenticator.check(f"Bearer {_token(request)}", RECOGNIZE)
             except AuthError as error:
                 logger.info("bridge refused: %s", error)
                 await _fail(socket, send, error.code, error.public_message)
@@ -74,7 +75,7 @@ class WebSocketBridge:
         with self._tracer.start_as_current_span(
             PATH, context=propagate.extract(_trace_carrier(request)), kind=trace.SpanKind.SERVER
         ):
-            await self._run(socket, send, session_id, peer)
+            await self._run(socket, send, session_id, peer, caller)
         return socket
 
     async def _run(
@@ -83,10 +84,15 @@ class WebSocketBridge:
         send: Callable[[websocket_pb2.WebSocketResponse], Awaitable[None]],
         session_id: str,
         peer: str,
+        caller: Identity,
     ) -> None:
         try:
             async for response in self._servicer.recognize_stream(
-                _requests(socket), session_id=session_id, peer=peer, transport="websocket"
+                _requests(socket),
+                session_id=session_id,
+                peer=peer,
+                transport="websocket",
+                caller=caller,
             ):
                 await send(_as_websocket_response(response))
         except ClientGoneError:

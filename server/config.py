@@ -24,6 +24,7 @@ ENCODINGS = {
 }
 LANGUAGES = frozenset(_LANGUAGE_CODES)
 ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_SPEAKER_LABEL = 64
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class StreamOptions:
     speech_events: bool
     caption_room: str
     """The caption room results are published to, or empty."""
+    speaker_label: str
+    """How listeners of the caption room see this speaker; empty: the token's subject."""
     vad: VadOptions
     segmenter: SegmenterOptions
 
@@ -97,13 +100,30 @@ def _check_room(problems: list[str], name: str, room: str) -> None:
         )
 
 
-def parse_room(room: str) -> str:
-    """The room of a StreamCaptions request, checked."""
+@dataclass(frozen=True)
+class CaptionsOptions:
+    """A StreamCaptions request, validated."""
+
+    room: str
+    language: str
+    """ISO 639-1 code of the captions, or empty for the spoken language."""
+    interim_results: bool
+    resume_after: str
+
+
+def parse_captions(request: speech_pb2.StreamCaptionsRequest) -> CaptionsOptions:
+    """Validates a StreamCaptions request; raises InvalidRequestError naming every bad field."""
     problems: list[str] = []
-    _check_room(problems, "room", room)
+    _check_room(problems, "room", request.room)
+    language, _ = _languages(problems, request.language_code, ())
     if problems:
-        raise InvalidRequestError(problems[0])
-    return room
+        raise InvalidRequestError("invalid StreamCaptions request: " + "; ".join(problems))
+    return CaptionsOptions(
+        room=request.room,
+        language=language,
+        interim_results=request.interim_results,
+        resume_after=request.resume_after.strip(),
+    )
 
 
 def parse_languages(language_code: str, targets: Sequence[str]) -> tuple[str, tuple[str, ...]]:
@@ -125,6 +145,7 @@ def parse(
     speech_events: bool = False,
     translate_interim: bool = False,
     caption_room: str = "",
+    speaker_label: str = "",
 ) -> StreamOptions:
     """Validates a config; raises InvalidRequestError naming every bad field."""
     problems: list[str] = []
@@ -163,6 +184,8 @@ def parse(
     _check_range(problems, "voice_activity.min_speech", min_speech, 0, 1)
     if caption_room:
         _check_room(problems, "caption_room", caption_room)
+    if len(speaker_label) > MAX_SPEAKER_LABEL:
+        problems.append(f"speaker_label is longer than {MAX_SPEAKER_LABEL} characters")
     if problems:
         raise InvalidRequestError("invalid config: " + "; ".join(problems))
     assert encoding is not None
@@ -179,6 +202,7 @@ def parse(
         single_utterance=single_utterance,
         speech_events=speech_events,
         caption_room=caption_room,
+        speaker_label=speaker_label.strip(),
         vad=VadOptions(aggressiveness=aggressiveness, speech_threshold=threshold),
         segmenter=SegmenterOptions(
             endpoint_silence_s=endpoint,

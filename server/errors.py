@@ -21,6 +21,12 @@ class BackendUnavailableError(GatewayError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class PermissionDeniedError(GatewayError):
+    """The caller's token does not reach what the request names (a caption room)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class StreamLimitError(GatewayError):
     """The stream went on too long, or its audio stopped for too long."""
 

@@ -72,3 +72,22 @@ class GatewayMetrics:
         self.caption_listeners = Gauge(
             f"{prefix}_caption_listeners", "StreamCaptions listeners now", registry=registry
         )
+        self.room_publish_latency = Histogram(
+            f"{prefix}_room_publish_latency_seconds",
+            "From a final leaving its stream's pipeline to its caption being in the room "
+            "store, translations for the room's listeners included",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.room_publish_failures = Counter(
+            f"{prefix}_room_publish_failures",
+            "Results not published to their caption room, by why (store: the room store "
+            "did not answer; queue_full: results piled up behind it; error: a bug, logged)",
+            ["reason"],
+            registry=registry,
+        )
+        self.room_translations = Counter(
+            f"{prefix}_room_translations",
+            "Translations made for caption listeners (beyond those their speakers asked for)",
+            registry=registry,
+        )

@@ -1,7 +1,6 @@
 """The public SpeechService: translates between the wire and recognition streams."""
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -9,12 +8,20 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import grpc
 from opentelemetry import trace
 
+from dragoman.auth import CAPTIONS, RECOGNIZE, Authenticator, Identity
 from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from server import config
 from server.durations import duration
-from server.errors import DrainingError, GatewayError, InvalidRequestError, OverloadedError
+from server.errors import (
+    DrainingError,
+    GatewayError,
+    InvalidRequestError,
+    OverloadedError,
+    PermissionDeniedError,
+)
 from server.metrics import GatewayMetrics
+from server.room_publisher import RoomPublisher
 from server.rooms import CaptionRooms
 from server.settings import GatewaySettings
 from server.stream import RecognitionStream, StreamTuning
@@ -39,8 +46,10 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         rooms: CaptionRooms,
         tracer: trace.Tracer,
         metrics: GatewayMetrics,
+        authenticator: Authenticator,
     ) -> None:
         self._settings = settings
+        self._authenticator = authenticator
         self._stt = stt
         self._translator = translator
         self._vad_model = vad_model
@@ -71,7 +80,12 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             )
 
     async def _open(
-        self, options: config.StreamOptions, session_id: str, *, live: bool = True
+        self,
+        options: config.StreamOptions,
+        session_id: str,
+        *,
+        live: bool = True,
+        room: RoomPublisher | None = None,
     ) -> RecognitionStream:
         if self._drain_cut_s is not None:
             raise DrainingError("the gateway is shutting down; retry on another replica")
@@ -92,6 +106,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             spans=UtteranceSpans(self._tracer, session_id=session_id, model=model.name),
             metrics=self.metrics,
             live=live,
+            room=room,
         )
 
     async def recognize_stream(
@@ -101,6 +116,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         session_id: str,
         peer: str,
         transport: str,
+        caller: Identity,
     ) -> AsyncIterator[speech_pb2.StreamingRecognizeResponse]:
         """The StreamingRecognize pipeline for any transport (gRPC or the WebSocket bridge):
         raises GatewayError for the transport to turn into its own status."""
@@ -112,6 +128,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self.metrics.active_streams.labels(transport).inc()
         trace.get_current_span().set_attribute("dragoman.session_id", session_id)
         stream: RecognitionStream | None = None
+        room: RoomPublisher | None = None
         try:
             if self.active_streams > self._settings.max_streams:
                 raise OverloadedError(
@@ -140,8 +157,17 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                 speech_events=streaming.enable_speech_events,
                 translate_interim=streaming.translate_interim_results,
                 caption_room=streaming.caption_room,
+                speaker_label=streaming.speaker_label,
             )
-            stream = await self._open(options, session_id)
+            if options.caption_room:
+                _check_room_access(caller, options.caption_room)
+                room = self.rooms.publisher(
+                    options.caption_room,
+                    speech_pb2.Speaker(
+                        id=session_id, label=options.speaker_label or caller.subject
+                    ),
+                )
+            stream = await self._open(options, session_id, room=room)
             logger.info(
                 "stream started: %s at %d Hz x%d, language %s, model %s, room %s, peer %s",
                 options.encoding,
@@ -156,13 +182,8 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                 session=speech_pb2.SessionStarted(session_id=session_id, model=stream.model_name)
             )
             self._streams.add(stream)
-            with contextlib.ExitStack() as room:
-                if options.caption_room:
-                    room.enter_context(self.rooms.speaking(options.caption_room))
-                async for response in stream.run(requests):
-                    if options.caption_room and response.HasField("result"):
-                        self.rooms.publish(options.caption_room, session_id, response.result)
-                    yield response
+            async for response in stream.run(requests):
+                yield response
             if stream.ended_by is not None:
                 raise stream.ended_by
         except GatewayError as error:
@@ -173,6 +194,8 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                 await requests.aclose()  # a stream left early is closed here, not by the GC
             if stream is not None:
                 self._streams.discard(stream)
+            if room is not None:
+                await room.close(self._settings.stt_timeout_s)
             self.active_streams -= 1
             self.metrics.active_streams.labels(transport).dec()
             logger.info(
@@ -192,6 +215,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                 session_id=session_id,
                 peer=context.peer(),
                 transport="grpc",
+                caller=self._authenticator.identify(context.invocation_metadata(), RECOGNIZE),
             ):
                 yield response
         except GatewayError as error:
@@ -237,12 +261,24 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self, request: speech_pb2.StreamCaptionsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[speech_pb2.StreamCaptionsResponse]:
         try:
-            room = config.parse_room(request.room)
-            logger.info("listener joined room %s from %s", room, context.peer())
+            options = config.parse_captions(request)
+            _check_room_access(
+                self._authenticator.identify(context.invocation_metadata(), CAPTIONS),
+                options.room,
+            )
+            logger.info(
+                "listener joined room %s in %s from %s",
+                options.room,
+                options.language or "the spoken languages",
+                context.peer(),
+            )
             self.metrics.caption_listeners.inc()
             try:
                 async for caption in self.rooms.listen(
-                    room, interim_results=request.interim_results
+                    options.room,
+                    language=options.language,
+                    interim_results=options.interim_results,
+                    resume_after=options.resume_after,
                 ):
                     yield caption
             finally:
@@ -250,6 +286,14 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         except GatewayError as error:
             logger.info("listener refused: %s: %s", error.code.name, error)
             await context.abort(error.code, str(error))
+
+
+def _check_room_access(caller: Identity, room: str) -> None:
+    if not caller.may_enter(room):
+        raise PermissionDeniedError(
+            f"this token is not scoped to caption room {room!r}; ask for a token whose "
+            "'rooms' include it"
+        )
 
 
 def internal_error(session_id: str) -> str:

@@ -30,14 +30,40 @@ class GatewaySettings(ServiceSettings, ServerTlsSettings):
         description="Folder of the web page served at /; empty: clients/web/dist, built by "
         "`make web`",
     )
+    redis_url: str = Field(
+        "",
+        description="Redis (or Valkey) that holds the caption rooms, shared by every gateway "
+        "that points at it (redis://host:6379/0, rediss:// for TLS); empty: rooms live in "
+        "this gateway's memory",
+    )
+    redis_timeout_s: float = Field(
+        1.0, gt=0, description="Deadline of one Redis command; past it the room store is down"
+    )
     caption_backlog: int = Field(
         20, ge=0, description="Final results of a caption room replayed to a listener who joins"
+    )
+    caption_history: int = Field(
+        1000,
+        ge=1,
+        description="Final results a caption room keeps, for listeners who resume after a "
+        "position (Redis trims approximately, so a few more may be kept)",
+    )
+    caption_room_ttl_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="A caption room with no new caption and no listener for this long is forgotten",
+    )
+    caption_language_ttl_s: float = Field(
+        15.0,
+        ge=1,
+        description="How long a gateway's listened languages stay in a room after it stops "
+        "renewing them (it renews them every third of this while its listeners are there)",
     )
     caption_listener_queue: int = Field(
         256,
         gt=0,
-        description="Results a caption listener may fall behind before it is cut off with "
-        "RESOURCE_EXHAUSTED (interim results are dropped first)",
+        description="Captions a listener may fall behind before it is cut off with "
+        "RESOURCE_EXHAUSTED (interim captions are dropped first)",
     )
     stt_target: str = Field(
         "127.0.0.1:50052",

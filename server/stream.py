@@ -8,6 +8,7 @@ responses: interims as they come, finals in segment order with their translation
 """
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -27,6 +28,7 @@ from server.limits import AudioPace, StreamLimits
 from server.metrics import GatewayMetrics
 from server.pipeline import Languages, PendingFinal, RecognitionPipeline
 from server.policy import PolicyTuning
+from server.room_publisher import RoomPublisher
 from server.segmenter import (
     EndReason,
     Event,
@@ -91,9 +93,10 @@ class RecognitionStream:
         spans: UtteranceSpans,
         metrics: GatewayMetrics,
         live: bool = True,
+        room: RoomPublisher | None = None,
     ) -> None:
         """`live` streams are held to the pace and idle limits; Recognize's whole file is
-        not."""
+        not. Results are also handed to `room`, if any, with the means to translate them."""
         self._options = options
         self._spans = spans
         self._metrics = metrics
@@ -102,6 +105,7 @@ class RecognitionStream:
         self._stt = stt
         self._tuning = tuning
         self._translator = translator
+        self._room = room
         self._languages = Languages(options.language_code, options.translation_targets)
         self._utterance_languages = self._languages
         try:
@@ -374,6 +378,19 @@ class RecognitionStream:
         self._latest_interim = result
         self._metrics.interim_latency.observe(interim.latency_s)
         self._out.put_nowait(Response(result=result))
+        if self._room is not None:
+            self._room.offer(
+                result,
+                functools.partial(
+                    self._translator.translate,
+                    result.transcript,
+                    self._utterance_languages.spoken or result.language_code,
+                    multilingual=self._multilingual,
+                    whisper=_whisper_translates_finals_only,
+                    session_id=self._session_id,
+                    segment_id=segment_id,
+                ),
+            )
         if self._options.translate_interim and self._utterance_languages.targets:
             translating = self._interim_translation
             if translating is None or translating.done():
@@ -429,16 +446,17 @@ class RecognitionStream:
                 )
             )
 
+        translate = functools.partial(
+            self._translator.translate,
+            transcript.text,
+            spoken,
+            multilingual=self._multilingual,
+            whisper=whisper_to_english,
+            session_id=self._session_id,
+            segment_id=utterance.segment_id,
+        )
         with self._spans.within(utterance.segment_id):
-            translations = await self._translator.translate(
-                transcript.text,
-                spoken,
-                languages.targets,
-                multilingual=self._multilingual,
-                whisper=whisper_to_english,
-                session_id=self._session_id,
-                segment_id=utterance.segment_id,
-            )
+            translations = await translate(languages.targets)
         latency_s = time.monotonic() - pending.detected_at
         result = results.final(
             utterance,
@@ -457,6 +475,8 @@ class RecognitionStream:
             f", suppressed ({transcript.suppression.detail})" if transcript.suppression else "",
         )
         self._out.put_nowait(Response(result=result))
+        if self._room is not None:
+            self._room.offer(result, translate)
 
     def _observe_final(self, result: speech_pb2.StreamingRecognitionResult, audio_s: float) -> None:
         latency = result.processing_latency

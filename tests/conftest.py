@@ -19,8 +19,10 @@ import pytest
 
 from dragoman.edge import Edge
 from dragoman.embedded import EmbeddedStack
+from dragoman.redis_server import RedisServer
 from dragoman.speech.v1 import speech_pb2_grpc
 from dragoman.stack_settings import EdgeSettings
+from dragoman.topology import free_port
 from server.app import GatewayApp
 from server.settings import GatewaySettings
 from stt.settings import SttSettings
@@ -113,6 +115,15 @@ def loop_thread() -> Iterator[LoopThread]:
     loop = LoopThread()
     yield loop
     loop.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(loop_thread: LoopThread) -> Iterator[RedisServer]:
+    """A real redis-server (Debian's package, installed by `make test`) for the session."""
+    server = RedisServer(free_port())
+    loop_thread.run(server.start())
+    yield server
+    loop_thread.run(server.close())
 
 
 def embedded_stack(model: str, model_cache_dir: Path | None = None) -> EmbeddedStack:

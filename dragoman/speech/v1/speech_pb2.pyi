@@ -84,7 +84,7 @@ class VoiceActivityConfig(_message.Message):
     def __init__(self, aggressiveness: _Optional[int] = ..., set_aggressiveness: _Optional[bool] = ..., speech_threshold: _Optional[float] = ..., endpoint_silence: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., pre_speech: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_utterance_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_speech: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamingRecognitionConfig(_message.Message):
-    __slots__ = ("config", "interim_results", "single_utterance", "voice_activity", "enable_speech_events", "translate_interim_results", "caption_room")
+    __slots__ = ("config", "interim_results", "single_utterance", "voice_activity", "enable_speech_events", "translate_interim_results", "caption_room", "speaker_label")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     SINGLE_UTTERANCE_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class StreamingRecognitionConfig(_message.Message):
     ENABLE_SPEECH_EVENTS_FIELD_NUMBER: _ClassVar[int]
     TRANSLATE_INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
     CAPTION_ROOM_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_LABEL_FIELD_NUMBER: _ClassVar[int]
     config: RecognitionConfig
     interim_results: bool
     single_utterance: bool
@@ -99,7 +100,8 @@ class StreamingRecognitionConfig(_message.Message):
     enable_speech_events: bool
     translate_interim_results: bool
     caption_room: str
-    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., voice_activity: _Optional[_Union[VoiceActivityConfig, _Mapping]] = ..., enable_speech_events: _Optional[bool] = ..., translate_interim_results: _Optional[bool] = ..., caption_room: _Optional[str] = ...) -> None: ...
+    speaker_label: str
+    def __init__(self, config: _Optional[_Union[RecognitionConfig, _Mapping]] = ..., interim_results: _Optional[bool] = ..., single_utterance: _Optional[bool] = ..., voice_activity: _Optional[_Union[VoiceActivityConfig, _Mapping]] = ..., enable_speech_events: _Optional[bool] = ..., translate_interim_results: _Optional[bool] = ..., caption_room: _Optional[str] = ..., speaker_label: _Optional[str] = ...) -> None: ...
 
 class StreamingControl(_message.Message):
     __slots__ = ("finalize", "update_languages")
@@ -258,19 +260,43 @@ class RecognizeResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[StreamingRecognitionResult, _Mapping]]] = ..., session_id: _Optional[str] = ..., total_billed_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamCaptionsRequest(_message.Message):
-    __slots__ = ("room", "interim_results")
+    __slots__ = ("room", "interim_results", "language_code", "resume_after")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     INTERIM_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    RESUME_AFTER_FIELD_NUMBER: _ClassVar[int]
     room: str
     interim_results: bool
-    def __init__(self, room: _Optional[str] = ..., interim_results: _Optional[bool] = ...) -> None: ...
+    language_code: str
+    resume_after: str
+    def __init__(self, room: _Optional[str] = ..., interim_results: _Optional[bool] = ..., language_code: _Optional[str] = ..., resume_after: _Optional[str] = ...) -> None: ...
+
+class Speaker(_message.Message):
+    __slots__ = ("id", "label")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    label: str
+    def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ...) -> None: ...
 
 class StreamCaptionsResponse(_message.Message):
-    __slots__ = ("session_id", "result", "replayed")
+    __slots__ = ("session_id", "result", "replayed", "speaker", "source_language_code", "language_code", "text", "translation", "position")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_CODE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     result: StreamingRecognitionResult
     replayed: bool
-    def __init__(self, session_id: _Optional[str] = ..., result: _Optional[_Union[StreamingRecognitionResult, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+    speaker: Speaker
+    source_language_code: str
+    language_code: str
+    text: str
+    translation: Translation
+    position: str
+    def __init__(self, session_id: _Optional[str] = ..., result: _Optional[_Union[StreamingRecognitionResult, _Mapping]] = ..., replayed: _Optional[bool] = ..., speaker: _Optional[_Union[Speaker, _Mapping]] = ..., source_language_code: _Optional[str] = ..., language_code: _Optional[str] = ..., text: _Optional[str] = ..., translation: _Optional[_Union[Translation, _Mapping]] = ..., position: _Optional[str] = ...) -> None: ...

@@ -103,12 +103,23 @@ class SpeechServiceServicer:
 
     def StreamCaptions(self, request, context):
         """Follows the captions of a room: every result of every stream that names
-        the room in `StreamingRecognitionConfig.caption_room`, as it is produced,
-        translations included. Server streaming, so browsers can call it through
-        gRPC-Web. A listener that joins late first receives the room's recent
-        final results. The stream stays open until the client cancels it; a
-        listener too slow to keep up gets RESOURCE_EXHAUSTED. Rooms live in one
-        gateway: speakers and listeners of a room must reach the same gateway.
+        the room in `StreamingRecognitionConfig.caption_room`, each labelled with
+        its speaker and given in the language the listener reads
+        (`StreamCaptionsRequest.language_code`). Server streaming, so browsers can
+        call it through gRPC-Web. A listener that joins first receives the room's
+        recent final results, or, with `resume_after`, exactly the finals it
+        missed. The stream stays open until the client cancels it.
+
+        Each final is translated once into every language someone listens in,
+        however many listeners share it and whichever gateway they are on. With a
+        Redis URL configured, rooms live in Redis and span every gateway; without
+        one they live in the gateway's memory.
+
+        Errors: INVALID_ARGUMENT (a bad room name, language or position),
+        PERMISSION_DENIED (the token is not scoped to the room), OUT_OF_RANGE
+        (`resume_after` is older than the room keeps), RESOURCE_EXHAUSTED (the
+        listener fell too far behind; reconnect with its last position),
+        UNAVAILABLE (the room store is unreachable; retry with the last position).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
