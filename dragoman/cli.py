@@ -318,8 +318,8 @@ def _envoy_config(args: argparse.Namespace) -> int:
             CONFIG,
             listen=_address(args.listen),
             admin_port=args.admin_port,
-            grpc_address=_address(args.grpc),
-            http_address=_address(args.http),
+            grpc_addresses=[_address(args.grpc)],
+            http_addresses=[_address(args.http)],
         ),
         end="",
     )

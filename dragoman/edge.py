@@ -9,12 +9,13 @@ import asyncio
 import json
 import logging
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 
 from dragoman.children import die_with_parent
-from dragoman.envoy_config import CONFIG, LISTENER, render_file
+from dragoman.envoy_config import CONFIG, LISTENER, Address, render_file
 from dragoman.stack_settings import EdgeSettings
 
 logger = logging.getLogger(__name__)
@@ -28,18 +29,18 @@ class EdgeError(RuntimeError):
 
 
 class Edge:
-    """One Envoy process in front of one gateway."""
+    """One Envoy process in front of the gateways."""
 
     def __init__(
         self,
         settings: EdgeSettings,
         *,
-        grpc_address: tuple[str, int],
-        http_address: tuple[str, int],
+        grpc_addresses: Sequence[Address],
+        http_addresses: Sequence[Address],
     ) -> None:
         self.settings = settings
-        self._grpc_address = grpc_address
-        self._http_address = http_address
+        self._grpc_addresses = grpc_addresses
+        self._http_addresses = http_addresses
         self._dir = tempfile.TemporaryDirectory(prefix="dragoman-envoy-")
         self._process: asyncio.subprocess.Process | None = None
         self.port = 0
@@ -59,8 +60,8 @@ class Edge:
                 Path(self.settings.config) if self.settings.config else CONFIG,
                 listen=(self.settings.host, self.settings.port),
                 admin_port=self.settings.admin_port,
-                grpc_address=self._grpc_address,
-                http_address=self._http_address,
+                grpc_addresses=self._grpc_addresses,
+                http_addresses=self._http_addresses,
             )
         )
         self._process = await asyncio.create_subprocess_exec(

@@ -61,8 +61,8 @@ class EmbeddedStack:
         if self.edge_settings.enabled:
             self.edge = Edge(
                 self.edge_settings,
-                grpc_address=(settings.host, self.gateway.host.port),
-                http_address=(settings.host, self.gateway.web.port),
+                grpc_addresses=[(settings.host, self.gateway.host.port)],
+                http_addresses=[(settings.host, self.gateway.web.port)],
             )
             await self.edge.start()
         return self.gateway.address

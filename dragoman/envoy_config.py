@@ -3,11 +3,14 @@ the file that is deployed is the file that is tested. The local stacks and the e
 (`dragoman envoy-config`) both render it here; only PyYAML is needed.
 """
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+Address = tuple[str, int]
 CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "envoy.yaml"
 LISTENER = "public"
 GRPC_CLUSTER = "gateway_grpc"
@@ -20,21 +23,24 @@ def render(
     host: str,
     port: int,
     admin_port: int,
-    grpc_address: tuple[str, int],
-    http_address: tuple[str, int],
+    grpc_addresses: Sequence[Address],
+    http_addresses: Sequence[Address],
 ) -> dict[str, Any]:
-    """`config` with the stack's addresses in place of the ones it was written with."""
+    """`config` with the stack's addresses in place of the ones it was written with: one
+    endpoint per gateway in each cluster, which Envoy balances over."""
     config["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=admin_port)
     resources = config["static_resources"]
     listener = next(item for item in resources["listeners"] if item["name"] == LISTENER)
     listener["address"]["socket_address"].update(address=host, port_value=port)
-    for name, (address, cluster_port) in (
-        (GRPC_CLUSTER, grpc_address),
-        (HTTP_CLUSTER, http_address),
-    ):
+    for name, addresses in ((GRPC_CLUSTER, grpc_addresses), (HTTP_CLUSTER, http_addresses)):
         cluster = next(item for item in resources["clusters"] if item["name"] == name)
-        endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
-        endpoint["address"]["socket_address"].update(address=address, port_value=cluster_port)
+        locality = cluster["load_assignment"]["endpoints"][0]
+        written = locality["lb_endpoints"][0]
+        locality["lb_endpoints"] = [copy.deepcopy(written) for _ in addresses]
+        for entry, (address, cluster_port) in zip(locality["lb_endpoints"], addresses, strict=True):
+            entry["endpoint"]["address"]["socket_address"].update(
+                address=address, port_value=cluster_port
+            )
     return config
 
 
@@ -43,8 +49,8 @@ def render_file(
     *,
     listen: tuple[str, int],
     admin_port: int,
-    grpc_address: tuple[str, int],
-    http_address: tuple[str, int],
+    grpc_addresses: Sequence[Address],
+    http_addresses: Sequence[Address],
 ) -> str:
     """The YAML of `template` rendered for one deployment: the launcher's, or an image's
     (`dragoman envoy-config`)."""
@@ -54,7 +60,7 @@ def render_file(
         host=host,
         port=port,
         admin_port=admin_port,
-        grpc_address=grpc_address,
-        http_address=http_address,
+        grpc_addresses=grpc_addresses,
+        http_addresses=http_addresses,
     )
     return yaml.safe_dump(config, sort_keys=False)

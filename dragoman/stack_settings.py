@@ -33,10 +33,24 @@ class EdgeSettings(BaseSettings):
 
 
 class TopologySettings(BaseSettings):
-    """How many replicas `dragoman stack` runs of each backend service."""
+    """How many replicas `dragoman stack` runs of each service, and its Redis."""
 
     model_config = SettingsConfigDict(env_prefix="DRAGOMAN_STACK_")
 
+    gateways: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Gateway processes behind Envoy, sharing caption rooms through Redis (the "
+        "first on the configured ports, the others on free ones)",
+    )
+    redis_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the stack's own redis-server on loopback (0 picks a free one); "
+        "unused when the gateways are given a Redis URL",
+    )
     stt_replicas: int = Field(2, ge=1, le=32, description="STT service processes")
     translate_replicas: int = Field(1, ge=1, le=32, description="Translation service processes")
     start_timeout_s: float = Field(

@@ -1,10 +1,11 @@
 """`dragoman stack`: the cluster's topology on one machine.
 
 Every service runs in its own process on loopback: several STT and translation replicas,
-one gateway that balances over them with gRPC's own `round_robin` and retry policy, and
-Envoy in front. A replica that dies is started again on its port with growing backoff, as
-Kubernetes restarts a crashed container; the gateway's channels find it again by
-themselves and, until it reports SERVING, send its share to the others.
+several gateways that balance over them with gRPC's own `round_robin` and retry policy,
+a redis-server where the gateways share their caption rooms, and Envoy in front of the
+gateways. A service that dies is started again on its port with growing backoff, as
+Kubernetes restarts a crashed container; the channels find it again by themselves and,
+until it reports SERVING, send its share to the others.
 """
 
 import asyncio
@@ -20,6 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dragoman.children import die_with_parent
 from dragoman.edge import Edge
 from dragoman.embedded import public_endpoints
+from dragoman.redis_server import RedisServer
 from dragoman.settings import as_environment
 from dragoman.stack_settings import EdgeSettings, TopologySettings
 from server.app import SERVICE_NAME as GATEWAY_SERVICE
@@ -137,23 +139,26 @@ class Topology:
             _replica(f"translate-{i + 1}", "translator", translate, TRANSLATE_SERVICE)
             for i in range(topology.translate_replicas)
         ]
-        gateway = _with_free_ports(gateway, "port", "http_port", "metrics_port")
-        self.gateway = ServiceProcess(
-            "gateway",
-            "gateway",
-            gateway.model_copy(
-                update={
-                    "stt_target": _balanced_target(self.replicas, "stt"),
-                    "translate_target": _balanced_target(self.replicas, "translator"),
-                }
-            ),
-            GATEWAY_SERVICE,
-        )
+        self.redis = None if gateway.redis_url else RedisServer(topology.redis_port or free_port())
+        backends = {
+            "stt_target": _balanced_target(self.replicas, "stt"),
+            "translate_target": _balanced_target(self.replicas, "translator"),
+            "redis_url": self.redis.url if self.redis is not None else gateway.redis_url,
+        }
+        self.gateways = [
+            ServiceProcess(
+                f"gateway-{i + 1}",
+                "gateway",
+                _with_free_ports(gateway, every=i > 0).model_copy(update=backends),
+                GATEWAY_SERVICE,
+            )
+            for i in range(topology.gateways)
+        ]
         self.edge = (
             Edge(
                 edge,
-                grpc_address=(gateway.host, gateway.port),
-                http_address=(gateway.host, gateway.http_port),
+                grpc_addresses=[_address(g, "port") for g in self.gateways],
+                http_addresses=[_address(g, "http_port") for g in self.gateways],
             )
             if edge.enabled
             else None
@@ -162,15 +167,17 @@ class Topology:
         self._stopping = False
 
     async def start(self) -> None:
+        if self.redis is not None:
+            await self.redis.start()
         await asyncio.gather(*(replica.start() for replica in self.replicas))
         await self._all_serving(self.replicas)
-        await self.gateway.start()
-        await self._all_serving([self.gateway])
+        await asyncio.gather(*(gateway.start() for gateway in self.gateways))
+        await self._all_serving(self.gateways)
         if self.edge is not None:
             await self.edge.start()
         self._supervisors = [
-            asyncio.create_task(self._supervise(replica), name=f"supervise {replica.name}")
-            for replica in self.replicas
+            asyncio.create_task(self._supervise(service), name=f"supervise {service.name}")
+            for service in [*self.gateways, *self.replicas]
         ]
 
     async def _all_serving(self, services: list[ServiceProcess]) -> None:
@@ -197,26 +204,30 @@ class Topology:
 
     def endpoints(self) -> list[tuple[str, str]]:
         """(what, where) for each way in and each process, once started."""
-        settings = self.gateway.settings
-        assert isinstance(settings, GatewaySettings)
+        first = self.gateways[0].settings
+        assert isinstance(first, GatewaySettings)
         processes = [
             (
                 service.name,
                 f"{service.address}  metrics {service.metrics_url}  pid {_pid(service)}",
             )
-            for service in [self.gateway, *self.replicas]
+            for service in [*self.gateways, *self.replicas]
         ]
-        http = f"{settings.host}:{settings.http_port}"
-        return public_endpoints(self.gateway.address, http, self.edge) + processes
+        if self.redis is not None:
+            processes.append(("redis", f"{self.redis.url}  pid {self.redis.pid}"))
+        http = f"{first.host}:{first.http_port}"
+        return public_endpoints(self.gateways[0].address, http, self.edge) + processes
 
     async def stop(self) -> None:
         self._stopping = True
         for supervisor in self._supervisors:
             supervisor.cancel()
-        await self.gateway.stop()
+        await asyncio.gather(*(gateway.stop() for gateway in self.gateways))
         if self.edge is not None:
             await self.edge.stop()
         await asyncio.gather(*(replica.stop() for replica in self.replicas))
+        if self.redis is not None:
+            await self.redis.close()
 
 
 def _pid(service: ServiceProcess) -> int:
@@ -236,11 +247,18 @@ def _replica(
     return ServiceProcess(name, command, settings, health_service)
 
 
-def _with_free_ports(settings: GatewaySettings, *fields: str) -> GatewaySettings:
-    """Port 0 means any free port; the launcher picks it, as it must know it to connect."""
+def _with_free_ports(settings: GatewaySettings, *, every: bool) -> GatewaySettings:
+    """Port 0 means any free port; the launcher picks it, as it must know it to connect.
+    Gateways after the first take free ports whatever was configured, as they share the
+    host with the first."""
+    fields = ("port", "http_port", "metrics_port")
     return settings.model_copy(
-        update={field: free_port() for field in fields if getattr(settings, field) == 0}
+        update={field: free_port() for field in fields if every or getattr(settings, field) == 0}
     )
+
+
+def _address(service: ServiceProcess, port: str) -> tuple[str, int]:
+    return service.settings.host, getattr(service.settings, port)
 
 
 def _balanced_target(replicas: list[ServiceProcess], command: str) -> str:

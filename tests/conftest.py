@@ -157,8 +157,8 @@ def edge_in_front(gateway: GatewayApp, loop: LoopThread) -> Iterator[Edge]:
     """The real Envoy, from deploy/envoy.yaml, in front of `gateway`."""
     edge = Edge(
         EdgeSettings(port=0, admin_port=0),
-        grpc_address=("127.0.0.1", gateway.host.port),
-        http_address=("127.0.0.1", gateway.web.port),
+        grpc_addresses=[("127.0.0.1", gateway.host.port)],
+        http_addresses=[("127.0.0.1", gateway.web.port)],
     )
     loop.run(edge.start())
     try:

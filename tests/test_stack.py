@@ -1,13 +1,15 @@
-"""`dragoman stack`: a process per replica, the gateway balancing over them, one lost."""
+"""`dragoman stack`: a process per replica, two gateways balancing over them behind Envoy,
+a caption room across the gateways through the stack's redis-server, one replica lost."""
 
 import os
 import signal
+import threading
 
 import grpc
 import pytest
 
 from clients.wer import normalize
-from dragoman.speech.v1 import speech_pb2_grpc
+from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.conftest import DATA
 from tests.processes import Launcher, children, gone, wait_serving
 from tests.prometheus import scrape, value
@@ -24,7 +26,16 @@ ON_FREE_PORTS = tuple(
 
 @pytest.fixture
 def stack_processes():
-    launched = Launcher("stack", "--stt-replicas", "2", "--translate-replicas", "2", *ON_FREE_PORTS)
+    launched = Launcher(
+        "stack",
+        "--gateways",
+        "2",
+        "--stt-replicas",
+        "2",
+        "--translate-replicas",
+        "2",
+        *ON_FREE_PORTS,
+    )
     yield launched
     if launched.process.poll() is None:
         launched.process.kill()
@@ -45,6 +56,44 @@ def _recognize(address: str) -> list:
     return results
 
 
+def _room_across_gateways(launcher: Launcher) -> None:
+    """A speaker on gateway-1, a listener in Portuguese on gateway-2: the captions cross
+    through Redis, translated, labelled with the speaker."""
+    audio = read_wav(DATA / "en" / "jfk.wav")
+    request = config_request(audio)
+    request.streaming_config.caption_room = "stack-room"
+    request.streaming_config.speaker_label = "Ana"
+    heard: list = []
+    with (
+        grpc.insecure_channel(launcher.endpoint("gateway-1")) as speaking,
+        grpc.insecure_channel(launcher.endpoint("gateway-2")) as listening,
+    ):
+        captions = speech_pb2_grpc.SpeechServiceStub(listening).StreamCaptions(
+            speech_pb2.StreamCaptionsRequest(room="stack-room", language_code="pt"), timeout=120
+        )
+        first = threading.Event()
+
+        def listen() -> None:
+            try:
+                for caption in captions:
+                    heard.append(caption)
+                    first.set()
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.CANCELLED, error
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        stub = speech_pb2_grpc.SpeechServiceStub(speaking)
+        spoken = finals(list(stub.StreamingRecognize(iter([request, *audio_requests(audio)]), 120)))
+        assert first.wait(30), "no caption reached the listener on the other gateway"
+        while len(heard) < len(spoken) and listener.is_alive():
+            listener.join(0.5)
+        captions.cancel()
+    assert [c.result.transcript for c in heard] == [r.transcript for r in spoken]
+    assert all(c.speaker.label == "Ana" and c.language_code == "pt" for c in heard)
+    assert all(c.translation.backend == "bergamot" and c.text for c in heard)
+
+
 def _calls(launcher: Launcher, replica: str) -> float:
     """Transcribe or Translate calls a replica answered, from its own /metrics."""
     port = launcher.metrics_port(replica)
@@ -61,6 +110,7 @@ def test_utterances_spread_over_replicas_and_the_stack_outlives_one(stack_proces
     _recognize(address)
     for replica in REPLICAS:
         assert _calls(launcher, replica) >= 1, f"{replica} got no call: not balanced"
+    _room_across_gateways(launcher)
 
     killed = launcher.pid("stt-1")
     os.kill(killed, signal.SIGKILL)
@@ -76,7 +126,8 @@ def test_utterances_spread_over_replicas_and_the_stack_outlives_one(stack_proces
     assert restarted_calls >= 1, "the gateway uses stt-1 again once it was started again"
 
     started = children(launcher.process.pid)
-    assert sorted(started.values()).count("python3") == 5, started
+    assert sorted(started.values()).count("python3") == 6, started
+    assert "redis-server" in started.values(), started
     launcher.process.send_signal(signal.SIGINT)
     assert launcher.wait() == 0
-    assert all(gone(pid) for pid in started), "Envoy or a service outlived the stack"
+    assert all(gone(pid) for pid in started), "Envoy, Redis or a service outlived the stack"

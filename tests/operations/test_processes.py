@@ -104,8 +104,8 @@ def cluster(tmp_path_factory, loop_thread) -> Iterator[Cluster]:
             wait_serving(f"127.0.0.1:{translator}")
             edge = Edge(
                 EdgeSettings(port=0, admin_port=0),
-                grpc_address=("127.0.0.1", gateway),
-                http_address=("127.0.0.1", gateway_http),
+                grpc_addresses=[("127.0.0.1", gateway)],
+                http_addresses=[("127.0.0.1", gateway_http)],
             )
             loop_thread.run(edge.start())
             try:
