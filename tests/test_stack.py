@@ -3,13 +3,13 @@ a caption room across the gateways through the stack's redis-server, one replica
 
 import os
 import signal
-import threading
 
 import grpc
 import pytest
 
 from clients.wer import normalize
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.speech.v1 import speech_pb2_grpc
+from tests.captions import Listener
 from tests.conftest import DATA
 from tests.processes import Launcher, children, gone, wait_serving
 from tests.prometheus import scrape, value
@@ -63,32 +63,16 @@ def _room_across_gateways(launcher: Launcher) -> None:
     request = config_request(audio)
     request.streaming_config.caption_room = "stack-room"
     request.streaming_config.speaker_label = "Ana"
-    heard: list = []
     with (
         grpc.insecure_channel(launcher.endpoint("gateway-1")) as speaking,
         grpc.insecure_channel(launcher.endpoint("gateway-2")) as listening,
     ):
-        captions = speech_pb2_grpc.SpeechServiceStub(listening).StreamCaptions(
-            speech_pb2.StreamCaptionsRequest(room="stack-room", language_code="pt"), timeout=120
-        )
-        first = threading.Event()
-
-        def listen() -> None:
-            try:
-                for caption in captions:
-                    heard.append(caption)
-                    first.set()
-            except grpc.RpcError as error:
-                assert error.code() == grpc.StatusCode.CANCELLED, error
-
-        listener = threading.Thread(target=listen, daemon=True)
-        listener.start()
+        listener = Listener(speech_pb2_grpc.SpeechServiceStub(listening), "stack-room", "pt")
         stub = speech_pb2_grpc.SpeechServiceStub(speaking)
         spoken = finals(list(stub.StreamingRecognize(iter([request, *audio_requests(audio)]), 120)))
-        assert first.wait(30), "no caption reached the listener on the other gateway"
-        while len(heard) < len(spoken) and listener.is_alive():
-            listener.join(0.5)
-        captions.cancel()
+        heard = listener.wait_for(len(spoken))
+        listener.stop()
+    assert listener.error is None
     assert [c.result.transcript for c in heard] == [r.transcript for r in spoken]
     assert all(c.speaker.label == "Ana" and c.language_code == "pt" for c in heard)
     assert all(c.translation.backend == "bergamot" and c.text for c in heard)

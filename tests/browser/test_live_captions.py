@@ -35,6 +35,8 @@ CHROMIUM_FLAGS = [
     "--use-fake-device-for-media-stream",
 ]
 SPOKEN = "ask not what your country can do for you"
+ROOM = "browser-test"
+SPEAKER = "Ana"
 
 
 @pytest.fixture(scope="module")
@@ -97,21 +99,60 @@ def _translations(page: Page, panel: str, language: str) -> list[str]:
     ).all_inner_texts()
 
 
+@pytest.fixture
+def listeners(browser, page) -> Iterator[Callable[[str], Page]]:
+    """Opens the page in tabs of their own that follow ROOM, each in a language ("" for
+    the spoken one), and checks at the end that none of them hit an uncaught error."""
+    opened: list[Page] = []
+    errors: list[str] = []
+
+    def listen(language: str) -> Page:
+        listener = browser.new_page()
+        opened.append(listener)
+        listener.on("pageerror", lambda error: errors.append(str(error)))
+        listener.goto(page.url)
+        listener.fill("#listen-room", ROOM)
+        listener.select_option("#listen-language", language)
+        listener.click("#listen")
+        _wait(
+            lambda: listener.get_attribute("#listen-status", "data-state") == "listening",
+            10,
+            f"the room listener in {language or 'the spoken language'}",
+        )
+        return listener
+
+    yield listen
+    for listener in opened:
+        listener.context.close()
+    assert not errors, f"uncaught errors in the listeners' pages: {errors}"
+
+
+def _room_finals(listener: Page) -> dict[str, tuple[str, str, str]]:
+    """The listener's final captions by speaker and segment id: the speaker's name shown,
+    the caption's language and its text."""
+    return {
+        key: (speaker, language, text)
+        for key, speaker, language, text in listener.eval_on_selector_all(
+            "#listen-captions .caption.final",
+            """captions => captions.map(c => [
+                `${c.dataset.speaker}/${c.dataset.segment}`,
+                c.querySelector(".speaker").innerText,
+                c.lang,
+                c.querySelector(".text").innerText,
+            ])""",
+        )
+    }
+
+
 def test_the_microphone_is_captioned_live_with_translations_and_a_room_follows(
-    browser, page
+    browser, page, listeners
 ) -> None:
-    listener = browser.new_page()
-    listener.goto(page.url)
-    listener.fill("#listen-room", "browser-test")
-    listener.click("#listen")
-    _wait(
-        lambda: listener.get_attribute("#listen-status", "data-state") == "listening",
-        10,
-        "the room listener",
-    )
+    original = listeners("")
+    portuguese = listeners("pt")
 
     page.uncheck("input[name=target][value=pt]")
-    page.fill("#room", "browser-test")
+    page.fill("#room", ROOM)
+    page.fill("#speaker-label", SPEAKER)
     page.click("#start")
     styles: dict[str, str] = {}
 
@@ -148,12 +189,37 @@ def test_the_microphone_is_captioned_live_with_translations_and_a_room_follows(
     assert page.get_attribute("#status", "data-state") == "listening"
     assert re.search(r"trace [0-9a-f]{32}", page.inner_text("#session")), "the page's trace id"
 
-    _wait(
-        lambda: SPOKEN in normalize(" ".join(_finals(listener, "#listen-captions"))),
-        20,
-        "the room listener's captions",
-    )
-    listener.screenshot(path=str(ARTIFACTS / "room-listener.png"), full_page=True)
+    def translated_caption() -> str | None:
+        """The key of a final that says "country" in the original tab and "país" in the
+        Portuguese one, once the original tab has every spoken word."""
+        english, translated = _room_finals(original), _room_finals(portuguese)
+        if SPOKEN not in normalize(" ".join(text for _, _, text in english.values())):
+            return None
+        for key, (_, _, text) in english.items():
+            if "country" in normalize(text) and "país" in translated.get(key, ("", "", ""))[2]:
+                return key
+        return None
+
+    try:
+        _wait(
+            lambda: translated_caption() is not None,
+            60,
+            f"{SPOKEN!r} in the original room tab and its Portuguese in the other",
+        )
+    finally:
+        original.screenshot(path=str(ARTIFACTS / "room-listener.png"), full_page=True)
+        portuguese.screenshot(path=str(ARTIFACTS / "room-listener-pt.png"), full_page=True)
+    key = translated_caption()
+    assert key is not None
+    english, translated = _room_finals(original), _room_finals(portuguese)
+    assert {speaker for speaker, _, _ in english.values()} == {SPEAKER}
+    assert {speaker for speaker, _, _ in translated.values()} == {SPEAKER}
+    (_, english_language, english_text), (_, language, text) = english[key], translated[key]
+    assert english_language == "en", "the original tab reads the caption as spoken"
+    assert language == "pt", "the other tab reads it in the language it chose"
+    assert normalize(text) != normalize(english_text), "the Portuguese tab shows a translation"
+    assert not portuguese.locator("#listen-captions .translation.error").count()
+
     page.click("#stop")
     _wait(lambda: page.get_attribute("#status", "data-state") == "stopped", 20, "the stop")
 
@@ -187,8 +253,8 @@ def guarded_page(browser, stack, tmp_path) -> Iterator[tuple[Page, str]]:
     with own_gateway(stack, auth_tokens_file=str(tokens)) as app:
         edge = Edge(
             EdgeSettings(port=0, admin_port=0),
-            grpc_address=("127.0.0.1", app.host.port),
-            http_address=("127.0.0.1", app.web.port),
+            grpc_addresses=[("127.0.0.1", app.host.port)],
+            http_addresses=[("127.0.0.1", app.web.port)],
         )
         stack.loop.run(edge.start())
         context = browser.new_context()

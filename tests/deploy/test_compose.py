@@ -3,8 +3,9 @@
 No Docker engine runs here, so the stack is never started by compose; what makes
 `up --scale stt=3` work is checked on the resolved model instead: replicas found by DNS
 under one name, nothing pinned to one container, health from grpc.health.v1, traces to the
-collector and on to Jaeger, and time for the drain on SIGTERM. tests/deploy/test_images.py
-runs the health checks themselves against the services the images install.
+collector and on to Jaeger, time for the drain on SIGTERM, and caption rooms in a Redis
+that every gateway shares. tests/deploy/test_images.py runs the health checks themselves
+against the services the images install.
 """
 
 import functools
@@ -12,12 +13,21 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from server.settings import GatewaySettings
 from stt.settings import SttSettings
-from tests.deploy.services import SERVICES
+from tests.deploy.services import (
+    REDIS,
+    REDIS_CLI_PING,
+    SERVICES,
+    listens_on,
+    redis_bytes,
+    server_options,
+)
 from translate.settings import TranslateSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,7 +82,7 @@ def seconds(duration: str) -> float:
 @pytest.mark.parametrize("profiles", PROFILES, ids=lambda p: "+".join(p) or "default")
 def test_each_profile_resolves(profiles: tuple[str, ...]) -> None:
     services = config(*profiles)["services"]
-    assert {"envoy", "gateway", "translate", COLLECTOR, "jaeger"} <= services.keys()
+    assert {"envoy", "gateway", "translate", REDIS, COLLECTOR, "jaeger"} <= services.keys()
     for name, service in dragoman_services(profiles).items():
         dockerfile = ROOT / service["build"]["dockerfile"]
         assert Path(service["build"]["context"]) == ROOT, name
@@ -139,9 +149,41 @@ def test_services_start_after_what_they_call_is_healthy() -> None:
     for profile, stt in (("gpu", "stt"), ("cpu", "stt-cpu")):
         services = config(profile)["services"]
         gateway = services["gateway"]["depends_on"]
-        for backend in (stt, "translate"):
+        for backend in (stt, "translate", REDIS):
             assert gateway[backend]["condition"] == "service_healthy", (profile, backend)
+        assert gateway[REDIS]["required"] is True, "every profile runs Redis"
         assert services["envoy"]["depends_on"]["gateway"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("profiles", PROFILES, ids=lambda p: "+".join(p) or "default")
+def test_the_gateways_share_caption_rooms_in_redis(profiles: tuple[str, ...]) -> None:
+    """With rooms in one gateway's memory, `--scale gateway=2` would give a listener only the
+    speakers who reached the same gateway."""
+    services = config(*profiles)["services"]
+    variable = "DRAGOMAN_GATEWAY_REDIS_URL"
+    assert variable.removeprefix(SERVICES["gateway"].prefix).lower() in GatewaySettings.model_fields
+    url = services["gateway"]["environment"][variable]
+    parsed = urlsplit(url)
+    assert (parsed.scheme, parsed.path) == ("redis", "/0"), url
+    (server,) = [name for name, s in services.items() if parsed.hostname in answers_to(name, s)]
+    assert server == REDIS, f"{url} names {parsed.hostname}, which is not the Redis service"
+    assert parsed.port == listens_on(server_options(services[REDIS]["command"])), url
+
+
+def test_redis_keeps_rooms_in_memory_only_and_is_health_checked() -> None:
+    """Rooms are live state: nothing is saved, so nothing needs a volume and the root
+    filesystem stays read-only; only the gateways reach it, on the compose network."""
+    redis = config()["services"][REDIS]
+    assert re.fullmatch(r"valkey/valkey:\d+\.\d+\.\d+-alpine", redis["image"]), "pinned"
+    options = server_options(redis["command"])
+    assert (options["save"], options["appendonly"]) == ("", "no"), "no RDB, no AOF"
+    assert options["maxmemory-policy"] != "noeviction", "full: evict, not refuse every write"
+    assert redis_bytes(options["maxmemory"]) > 0
+    assert redis["read_only"] is True
+    assert "/data" in redis["tmpfs"], "the image's working directory, which must be writable"
+    assert not redis.get("volumes"), "nothing is persisted"
+    assert not redis.get("ports"), "no host port: Redis has no password"
+    assert redis["healthcheck"]["test"] == ["CMD", *REDIS_CLI_PING]
 
 
 @pytest.mark.parametrize("profiles", PROFILES, ids=lambda p: "+".join(p) or "default")

@@ -3,9 +3,10 @@
 kustomize builds each overlay and kubernetes-validate holds the result to the API schemas
 of the oldest and the newest Kubernetes version supported. Schemas cannot tell whether the
 manifests agree with the code they deploy (ports, settings, health service names, metric
-names) or with themselves (probes, drain times, disruption budgets, autoscalers): the rest
-of this module does, since a mismatch there shows only in a cluster, as a pod that never
-turns ready or an autoscaler that never scales.
+names) or with themselves (probes, drain times, disruption budgets, autoscalers, the Redis
+the gateways point at): the rest of this module does, since a mismatch there shows only in
+a cluster, as a pod that never turns ready, an autoscaler that never scales or gateways
+that each keep rooms of their own.
 """
 
 import os
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -23,12 +25,20 @@ from prometheus_client.metrics import MetricWrapperBase
 from dragoman.metrics import Metrics, WorkMetrics
 from server.metrics import GatewayMetrics
 from stt.app import SttApp
-from tests.deploy.services import SERVICES
+from tests.deploy.services import (
+    REDIS,
+    REDIS_CLI_PING,
+    SERVICES,
+    listens_on,
+    redis_bytes,
+    server_options,
+)
 from translate.app import TranslateApp
 
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUSTOMIZE = ROOT / ".tools" / "bin" / "kustomize"
+COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"
 KUBERNETES_VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
 OVERLAYS = ("gpu", "cpu")
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
@@ -88,6 +98,21 @@ class Build:
     def container(self, deployment: str) -> Resource:
         (container,) = self.template(deployment)["spec"]["containers"]
         return container
+
+    def autoscaled(self) -> set[str]:
+        """The Deployments an autoscaler owns the count of."""
+        return {
+            hpa["spec"]["scaleTargetRef"]["name"]
+            for hpa in self.of_kind("HorizontalPodAutoscaler").values()
+        }
+
+    def selected(self, selector: Resource) -> set[str]:
+        """The Deployments whose pods a label selector selects."""
+        return {
+            name
+            for name in self.of_kind("Deployment")
+            if _selects(selector, self.template(name)["metadata"]["labels"])
+        }
 
     def environment(self, deployment: str) -> dict[str, str]:
         """The container's variables: its ConfigMaps', then its own literal ones."""
@@ -159,7 +184,7 @@ def test_overlay_passes_the_api_schemas(build: Build, version: str, tmp_path: Pa
 
 
 def test_every_deployment_runs_a_known_workload(build: Build) -> None:
-    assert set(build.of_kind("Deployment")) == {*SERVICES, "edge"}
+    assert set(build.of_kind("Deployment")) == {*SERVICES, "edge", REDIS}
 
 
 def test_settings_are_valid_and_listen_beyond_loopback(build: Build) -> None:
@@ -193,8 +218,10 @@ def test_every_container_is_probed_on_a_port_it_opens(build: Build) -> None:
         container = build.container(name)
         ports = {port["containerPort"] for port in container["ports"]}
         readiness, liveness = container["readinessProbe"], container["livenessProbe"]
-        assert readiness.keys() & {"grpc", "httpGet"}, name
-        assert liveness.keys() & {"grpc", "httpGet", "tcpSocket"}, name
+        # Readiness asks the server for an answer; a TCP connect would pass while it loads.
+        # Redis's exec probes are checked with Redis below.
+        assert readiness.keys() & {"grpc", "httpGet", "exec"}, name
+        assert liveness.keys() & {"grpc", "httpGet", "tcpSocket", "exec"}, name
         for probe in (readiness, liveness, container.get("startupProbe", {})):
             for action in ("grpc", "httpGet", "tcpSocket"):
                 if action in probe:
@@ -202,9 +229,14 @@ def test_every_container_is_probed_on_a_port_it_opens(build: Build) -> None:
 
 
 def test_termination_grace_covers_prestop_and_drain(build: Build) -> None:
+    """Replicas that others balance over leave the endpoints and DNS before SIGTERM; a
+    single replica (Redis) has no other to send its clients to, and need not wait."""
+    autoscaled = build.autoscaled()
     for name in build.of_kind("Deployment"):
         grace_s = build.template(name)["spec"]["terminationGracePeriodSeconds"]
-        pre_stop_s = build.container(name)["lifecycle"]["preStop"]["sleep"]["seconds"]
+        lifecycle = build.container(name).get("lifecycle", {})
+        assert name not in autoscaled or "preStop" in lifecycle, name
+        pre_stop_s = lifecycle.get("preStop", {}).get("sleep", {}).get("seconds", 0)
         drain_s = build.settings(name).drain_grace_s if name in SERVICES else 0
         assert grace_s >= pre_stop_s + drain_s + EXIT_MARGIN_S, name
 
@@ -285,15 +317,22 @@ def test_only_stt_in_the_gpu_overlay_takes_a_gpu(build: Build) -> None:
         assert "tolerations" not in build.template(name)["spec"], name
 
 
-def test_every_deployment_has_a_disruption_budget_that_leaves_one_serving(build: Build) -> None:
+def test_disruption_budgets_leave_one_serving_and_never_block_a_drain(build: Build) -> None:
+    """Each autoscaled Deployment loses one pod at a time to a node drain, from two at
+    least; a single replica has no budget, which could only hold the drain up forever."""
     budgets = build.of_kind("PodDisruptionBudget").values()
     autoscalers = {
         hpa["spec"]["scaleTargetRef"]["name"]: hpa
         for hpa in build.of_kind("HorizontalPodAutoscaler").values()
     }
-    for name in build.of_kind("Deployment"):
+    for name, deployment in build.of_kind("Deployment").items():
         labels = build.template(name)["metadata"]["labels"]
-        (budget,) = [b for b in budgets if _selects(b["spec"]["selector"], labels)]
+        selecting = [b for b in budgets if _selects(b["spec"]["selector"], labels)]
+        if name not in autoscalers:
+            assert deployment["spec"]["replicas"] == 1, name
+            assert not selecting, name
+            continue
+        (budget,) = selecting
         assert budget["spec"]["maxUnavailable"] == 1, name
         assert autoscalers[name]["spec"]["minReplicas"] >= 2, name
 
@@ -301,9 +340,10 @@ def test_every_deployment_has_a_disruption_budget_that_leaves_one_serving(build:
 def test_autoscalers_scale_deployments_on_metrics_the_code_exports(build: Build) -> None:
     deployments = build.of_kind("Deployment")
     autoscalers = build.of_kind("HorizontalPodAutoscaler").values()
-    assert sorted(hpa["spec"]["scaleTargetRef"]["name"] for hpa in autoscalers) == sorted(
-        deployments
-    )
+    targets = [hpa["spec"]["scaleTargetRef"]["name"] for hpa in autoscalers]
+    assert len(targets) == len(set(targets)), targets
+    # Every Deployment with no fixed count; the fixed ones are single replicas (above).
+    assert set(targets) == {n for n, d in deployments.items() if "replicas" not in d["spec"]}
     for hpa in autoscalers:
         target = hpa["spec"]["scaleTargetRef"]
         assert (target["apiVersion"], target["kind"]) == ("apps/v1", "Deployment")
@@ -361,3 +401,89 @@ def test_monitoring_files_serve_what_the_autoscalers_ask(build: Build) -> None:
         labels = build.template(name)["metadata"]["labels"]
         assert _selects(monitor["spec"]["selector"], labels), name
         assert endpoint["port"] in {p["name"] for p in build.container(name)["ports"]}, name
+
+
+def _redis_options(build: Build) -> dict[str, str]:
+    return server_options(build.container(REDIS)["args"])
+
+
+def _memory_bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity in the binary units these manifests use (`512Mi`)."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    return int(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_gateways_share_caption_rooms_through_the_redis_service(build: Build) -> None:
+    """Rooms in one gateway's memory would give a listener only the speakers who reached
+    the same gateway: every gateway names the one Redis, by its Service and port."""
+    url = build.settings("gateway").redis_url
+    parsed = urlsplit(url)
+    assert (parsed.scheme, parsed.path) == ("redis", "/0"), url
+    service = build.of_kind("Service")[parsed.hostname]["spec"]
+    # A virtual IP that outlives the pod: gateways reconnect to the same address when Redis
+    # is replaced.
+    assert service.get("clusterIP") != "None", parsed.hostname
+    assert build.selected({"matchLabels": service["selector"]}) == {REDIS}, parsed.hostname
+    (port,) = [p for p in service["ports"] if p["port"] == parsed.port]
+    container_ports = {p["name"]: p["containerPort"] for p in build.container(REDIS)["ports"]}
+    assert container_ports[port["targetPort"]] == listens_on(_redis_options(build)), url
+
+
+def test_redis_is_one_probed_replica_that_keeps_nothing(build: Build) -> None:
+    """Rooms are live state: nothing is saved (no RDB, no AOF), the root filesystem stays
+    read-only, and the one replica is replaced, never doubled (two would split the rooms)."""
+    deployment = build.of_kind("Deployment")[REDIS]["spec"]
+    assert deployment["replicas"] == 1
+    assert deployment["strategy"] == {"type": "Recreate"}
+    assert REDIS not in build.autoscaled()
+    container = build.container(REDIS)
+    options = _redis_options(build)
+    assert (options["save"], options["appendonly"]) == ("", "no"), "no RDB, no AOF"
+    for kind in ("readinessProbe", "livenessProbe"):
+        command = container[kind]["exec"]["command"]
+        assert command == REDIS_CLI_PING, kind
+    # valkey-cli asks the default port: the one the server listens on and the pod opens.
+    assert listens_on(options) in {p["containerPort"] for p in container["ports"]}
+    # Full, Valkey evicts rooms (every key expires anyway) before the kubelet kills it with
+    # all of them; refusing every write instead would stop every room.
+    assert redis_bytes(options["maxmemory"]) < _memory_bytes(
+        container["resources"]["limits"]["memory"]
+    )
+    assert options["maxmemory-policy"] != "noeviction"
+    # The image's entrypoint refuses to start in a working directory it cannot write.
+    volumes = {v["name"]: v for v in build.template(REDIS)["spec"]["volumes"]}
+    (data,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/data"]
+    assert "emptyDir" in volumes[data["name"]], "no PersistentVolume: nothing is kept"
+
+
+def test_only_gateways_may_reach_redis(build: Build) -> None:
+    """Redis has no password: a NetworkPolicy lets the gateways in, on its port only."""
+    (policy,) = [
+        p
+        for p in build.of_kind("NetworkPolicy").values()
+        if REDIS in build.selected(p["spec"]["podSelector"])
+    ]
+    spec = policy["spec"]
+    assert build.selected(spec["podSelector"]) == {REDIS}
+    assert spec["policyTypes"] == ["Ingress"]
+    container_ports = {p["name"]: p["containerPort"] for p in build.container(REDIS)["ports"]}
+    (rule,) = spec["ingress"]
+    # Pods of this namespace only (no namespaceSelector, no ipBlock), and only gateways.
+    assert [set(peer) for peer in rule["from"]] == [{"podSelector"}]
+    assert build.selected(rule["from"][0]["podSelector"]) == {"gateway"}
+    (port,) = rule["ports"]
+    assert port["protocol"] == "TCP"
+    assert container_ports.get(port["port"], port["port"]) == listens_on(_redis_options(build))
+
+
+def test_redis_runs_as_compose_runs_it(build: Build) -> None:
+    """One Redis setup, tried with compose, is what the cluster gets: same image, options
+    and health check."""
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())["services"][REDIS]
+    container = build.container(REDIS)
+    assert container["image"] == compose["image"]
+    assert container["args"] == compose["command"]
+    assert compose["healthcheck"]["test"] == [
+        "CMD",
+        *container["readinessProbe"]["exec"]["command"],
+    ]

@@ -96,10 +96,11 @@ def corpus() -> list[str]:
     ][::61]
 
 
-def build_tiny_marian(directory: Path) -> Path:
+def build_tiny_marian(directory: Path, target_tokens: tuple[str, ...] = TARGET_TOKENS) -> Path:
     """Writes a random Marian model and its tokenizer files (source.spm, target.spm,
     vocab.json) as `save_pretrained` would, with Marian's own vocabulary conventions:
-    </s> is 0, <unk> 1, <pad> last and also the decoder start token."""
+    </s> is 0, <unk> 1, <pad> last and also the decoder start token. Without target tokens
+    its one pair comes from the directory's opus-mt name."""
     directory.mkdir(parents=True)
     text_file = directory / "corpus.txt"
     text_file.write_text("\n".join(corpus()) + "\n")
@@ -116,7 +117,7 @@ def build_tiny_marian(directory: Path) -> Path:
     tokens = [
         "</s>",
         "<unk>",
-        *TARGET_TOKENS,
+        *target_tokens,
         *(p for p in pieces if p not in ("<unk>", "<s>", "</s>")),
         "<pad>",
     ]
