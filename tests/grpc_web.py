@@ -49,9 +49,13 @@ def status(response: httpx.Response, reader: FrameReader) -> tuple[int, str]:
     )
 
 
-def unary(url: str, request: bytes, timeout_s: float = 120) -> tuple[list[bytes], int, str]:
-    """Calls a unary method; returns (response messages, grpc-status, grpc-message)."""
-    response = httpx.post(url, content=frame(request), headers=HEADERS, timeout=timeout_s)
+def unary(
+    url: str, request: bytes, timeout_s: float = 120, token: str = ""
+) -> tuple[list[bytes], int, str]:
+    """Calls a unary method (or a streaming one that ends at once); returns (response
+    messages, grpc-status, grpc-message)."""
+    headers = HEADERS | ({"authorization": f"Bearer {token}"} if token else {})
+    response = httpx.post(url, content=frame(request), headers=headers, timeout=timeout_s)
     assert response.status_code == 200, response.text
     reader = FrameReader()
     reader.feed(response.content)

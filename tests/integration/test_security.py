@@ -18,7 +18,8 @@ from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
 from stt.app import SttApp
 from stt.settings import SttSettings
 from tests.certificates import Authority
-from tests.conftest import DATA, own_gateway
+from tests.conftest import DATA, edge_in_front, own_gateway
+from tests.grpc_web import unary
 from tests.streaming import audio_requests, config_request, finals, read_wav
 from tests.websocket import END_OF_AUDIO, audio_frames, config_frame, converse
 
@@ -38,7 +39,10 @@ class Keys:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory) -> Keys:
     folder = tmp_path_factory.mktemp("keys")
-    (folder / "tokens").write_text("# token scopes\nfull-access\nlistener-only captions\n")
+    (folder / "tokens").write_text(
+        "# token scopes rooms\nfull-access\nlistener-only captions\n"
+        "room-a-only recognize rooms=room-a\nteam-listener captions rooms=team-*,lobby\n"
+    )
     (folder / "hs256").write_text(HS256_SECRET + "\n")
     private, stranger = (
         rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)
@@ -160,6 +164,75 @@ def test_the_bridge_takes_the_token_as_query_or_subprotocol(stack, guarded) -> N
     assert by_protocol.close_code == 1000
     listener = stack.loop.run(converse(f"{url}?access_token=listener-only", frames))
     assert listener.close_code == 4007
+
+
+ROOM_A_TOKENS = {
+    "static": "room-a-only",
+    "jwt": _jwt(HS256_SECRET, "HS256", rooms="room-a"),
+    "jwt-list": _jwt(HS256_SECRET, "HS256", rooms=["room-a", "other-*"]),
+}
+
+
+def _listen(address: str, room: str, token: str) -> grpc.StatusCode:
+    """How a StreamCaptions call ends: DEADLINE_EXCEEDED means it was let in and waited."""
+    with grpc.insecure_channel(address) as channel:
+        call = speech_pb2_grpc.SpeechServiceStub(channel).StreamCaptions(
+            speech_pb2.StreamCaptionsRequest(room=room),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=1,
+        )
+        with pytest.raises(grpc.RpcError) as ended:
+            list(call)
+    return ended.value.code()
+
+
+def _speak(address: str, room: str, token: str) -> list:
+    audio = read_wav(DATA / "en" / "goforward.wav")
+    with grpc.insecure_channel(address) as channel:
+        responses = speech_pb2_grpc.SpeechServiceStub(channel).StreamingRecognize(
+            iter([config_request(audio, caption_room=room), *audio_requests(audio)]),
+            metadata=[("authorization", f"Bearer {token}")],
+            timeout=60,
+        )
+        return finals(list(responses))
+
+
+@pytest.mark.parametrize("kind", sorted(ROOM_A_TOKENS))
+def test_a_room_scoped_token_is_refused_on_other_rooms_over_grpc(guarded, kind) -> None:
+    token = ROOM_A_TOKENS[kind]
+    assert _speak(guarded.address, "room-a", token)
+    assert _listen(guarded.address, "room-a", token) == grpc.StatusCode.DEADLINE_EXCEEDED
+    with pytest.raises(grpc.RpcError) as speaking:
+        _speak(guarded.address, "room-b", token)
+    assert speaking.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "not scoped to caption room 'room-b'" in speaking.value.details()
+    assert _listen(guarded.address, "room-b", token) == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_room_patterns_and_lists_of_static_tokens(guarded) -> None:
+    for room in ("team-red", "team-", "lobby"):
+        assert _listen(guarded.address, room, "team-listener") == grpc.StatusCode.DEADLINE_EXCEEDED
+    for room in ("lobby2", "teams", "room-a"):
+        assert _listen(guarded.address, room, "team-listener") == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_room_scoped_token_is_refused_on_other_rooms_over_grpc_web_and_the_bridge(
+    stack, guarded
+) -> None:
+    with edge_in_front(guarded, stack.loop) as edge:
+        url = f"http://{edge.address}/dragoman.speech.v1.SpeechService/StreamCaptions"
+        request = speech_pb2.StreamCaptionsRequest(room="room-b").SerializeToString()
+        for token in ROOM_A_TOKENS.values():
+            _, code, message = unary(url, request, timeout_s=10, token=token)
+            assert code == grpc.StatusCode.PERMISSION_DENIED.value[0], message
+            assert "room-b" in message
+    audio = read_wav(DATA / "en" / "goforward.wav")
+    url = f"ws://{guarded.http_address}/ws/v1/recognize"
+    for room, close_code in (("room-a", 1000), ("room-b", 4007)):
+        frames = [config_frame(captionRoom=room), *audio_frames(audio), END_OF_AUDIO]
+        for token in ROOM_A_TOKENS.values():
+            spoken = stack.loop.run(converse(f"{url}?access_token={token}", frames))
+            assert spoken.close_code == close_code, (room, spoken.errors())
 
 
 @pytest.fixture(scope="module")
