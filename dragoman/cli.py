@@ -148,6 +148,22 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--language", default="en", help="--per-clip: clips of this language")
     bench.add_argument("--translate", default="", help="--per-clip: targets for the finals")
 
+    room_bench = commands.add_parser(
+        "room-bench",
+        help="caption rooms across two gateways: final-to-listener latency, listeners held",
+        description="Starts two gateways on a redis-server (the stack's topology), then "
+        "measures the time from a speaker's final to its caption on a listener of the other "
+        "gateway, and how many listeners one gateway holds with finals within 100 ms.",
+    )
+    room_bench.add_argument(
+        "--seconds", type=float, default=60.0, help="speech streamed at real-time pace"
+    )
+    room_bench.add_argument(
+        "--listeners",
+        default="100,250,500,1000",
+        help="listener counts of one gateway, a run per value (default: %(default)s)",
+    )
+
     soak = commands.add_parser(
         "soak", help="many real-time streams against `dragoman serve`; memory, fds, tasks"
     )
@@ -397,6 +413,11 @@ async def _dispatch(args: argparse.Namespace, serve_args: list[str]) -> int:
         return await soak(args.streams, args.minutes, args.settle_s)
     if args.command == "bench":
         return await _bench(args, serve_args)
+    if args.command == "room-bench":
+        from clients.room_bench import run_room_bench
+
+        logs.configure("WARNING")
+        return await run_room_bench(args.seconds, [int(n) for n in args.listeners.split(",")])
     raise AssertionError(args.command)
 
 
