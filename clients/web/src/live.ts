@@ -29,6 +29,8 @@ export interface LiveView {
   stop: HTMLButtonElement;
   finalize: HTMLButtonElement;
   room: HTMLInputElement;
+  /** The name the room's listeners see for this speaker ("Ana"). */
+  speakerLabel: HTMLInputElement;
   status: HTMLElement;
   /** Session id and model, once the server names them. */
   session: HTMLElement;
@@ -178,6 +180,7 @@ export class LiveCaptions {
 
   private streamingConfig(): StreamingConfigInit {
     const { languageCode, translationLanguageCodes } = this.view.languages.read();
+    const captionRoom = this.view.room.value.trim();
     return {
       config: {
         encoding: AudioEncoding.LINEAR16,
@@ -189,7 +192,10 @@ export class LiveCaptions {
       interimResults: true,
       enableSpeechEvents: true,
       // Empty (the default) publishes nowhere.
-      captionRoom: this.view.room.value.trim(),
+      captionRoom,
+      // Only listeners of a room see it; empty lets the server name the
+      // speaker by the token's subject, if any.
+      speakerLabel: captionRoom ? this.view.speakerLabel.value.trim() : "",
     };
   }
 
@@ -205,6 +211,7 @@ export class LiveCaptions {
     this.view.stop.disabled = run === null || run.stopping;
     this.view.finalize.disabled = !listening;
     this.view.room.disabled = run !== null;
+    this.view.speakerLabel.disabled = run !== null;
   }
 
   private setActivity(active: boolean): void {

@@ -24,6 +24,7 @@ function main(): void {
       stop: byId("stop", HTMLButtonElement),
       finalize: byId("finalize", HTMLButtonElement),
       room: byId("room", HTMLInputElement),
+      speakerLabel: byId("speaker-label", HTMLInputElement),
       status: byId("status", HTMLElement),
       session: byId("session", HTMLElement),
       activity: byId("activity", HTMLElement),
@@ -46,6 +47,7 @@ function main(): void {
 
   new RoomListener(client, {
     room: byId("listen-room", HTMLInputElement),
+    language: byId("listen-language", HTMLSelectElement),
     button: byId("listen", HTMLButtonElement),
     status: byId("listen-status", HTMLElement),
     captions: new CaptionBoard(byId("listen-captions", HTMLElement)),
