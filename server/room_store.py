@@ -51,7 +51,10 @@ def parse_position(text: str) -> tuple[int, int]:
             f"resume_after {text[:40]!r} is not a caption position: pass the `position` of a "
             "caption this room sent, like 1764755000123-0"
         )
-    return int(match[1]), int(match[2])
+    position = int(match[1]), int(match[2])
+    if max(position) >= 2**64:
+        raise InvalidRequestError(f"resume_after {text[:40]!r} is out of range")
+    return position
 
 
 @dataclass(frozen=True)

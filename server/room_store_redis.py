@@ -5,8 +5,8 @@ they stay together on a Redis Cluster:
 - `finals` and `interims`: Redis Streams, trimmed to a bounded length (approximately, as
   Redis trims cheaply), so any gateway reads them and late joiners catch up;
 - `listeners`: a sorted set of listener keys scored by when they expire;
-- `translations`: a hash of finals translated after they were published (for a listener
-  whose language arrived late), each claimed by one gateway with `SET NX`.
+- `translation:<position>|<language>`: a final translated after it was published (for a
+  listener whose language arrived late), claimed by one gateway with `SET NX`.
 Every key expires when the room has been quiet for `ttl_s`.
 
 redis-py reconnects by itself, so when Redis comes back the rooms work again without a
@@ -14,14 +14,16 @@ restart; while it is away every call raises RoomStoreUnavailableError at once.
 """
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from dragoman.speech.v1 import speech_pb2
+from server.errors import GatewayError
 from server.room_store import (
     INTERIMS_KEPT,
     START,
@@ -40,6 +42,9 @@ from server.room_store import (
 T = TypeVar("T")
 DATA = b"caption"
 CLAIM_POLL_S = 0.05
+COMMAND_CONNECTIONS = 256
+READ_CONNECTIONS = 4096
+"""Each room a gateway follows holds a read connection in XREAD BLOCK."""
 
 
 def _key(room: str, part: str) -> str:
@@ -64,15 +69,14 @@ class RedisRoomStore:
         self._ttl_s = int(ttl_s)
         self._read_wait_ms = int(read_wait_s * 1000)
         self._translate_timeout_s = translate_timeout_s
-        options: dict[str, Any] = {"socket_connect_timeout": timeout_s, "socket_timeout": timeout_s}
-        self._redis = redis.Redis.from_url(url, **options)
-        self._reads = redis.Redis.from_url(
-            url, **options | {"socket_timeout": timeout_s + read_wait_s}
-        )
+        self._redis = _client(url, COMMAND_CONNECTIONS, timeout_s, timeout_s)
+        self._reads = _client(url, READ_CONNECTIONS, timeout_s, timeout_s + read_wait_s)
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
             return await call()
+        except ResponseError as error:
+            raise GatewayError(f"the caption room store refused {what}: {error}") from None
         except (RedisError, OSError) as error:
             raise RoomStoreUnavailableError(
                 f"the caption room store (Redis) did not answer ({what}: {error}); captions "
@@ -154,38 +158,46 @@ class RedisRoomStore:
         if not keys:
             return
         listeners = _key(room, "listeners")
-        until = time.time() + ttl_s
 
         async def mark() -> None:
+            now = await self._now()
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(listeners, dict.fromkeys(keys, until))
-                pipe.zremrangebyscore(listeners, "-inf", time.time())
+                pipe.zadd(listeners, dict.fromkeys(keys, now + ttl_s))
+                pipe.zremrangebyscore(listeners, "-inf", now)
                 pipe.expire(listeners, max(self._ttl_s, int(ttl_s) + 1))
                 await pipe.execute()
 
         await self._call("mark listened", mark)
 
+    async def _now(self) -> float:
+        """Redis's clock, which every gateway shares, for the listeners' expiry."""
+        seconds, microseconds = await self._redis.time()
+        return seconds + microseconds / 1e6
+
     async def unmark_listened(self, room: str, key: str) -> None:
         await self._call("unmark listened", lambda: self._redis.zrem(_key(room, "listeners"), key))
 
     async def listened(self, room: str) -> Listened:
-        keys = await self._call(
-            "listened",
-            lambda: self._redis.zrangebyscore(_key(room, "listeners"), time.time(), "+inf"),
-        )
+        async def fetch() -> list[bytes]:
+            return await self._redis.zrangebyscore(
+                _key(room, "listeners"), await self._now(), "+inf"
+            )
+
+        keys = await self._call("listened", fetch)
         return listened([key.decode() for key in keys])
 
     async def shared_translation(
         self, room: str, position: str, language: str, translate: Translate
     ) -> speech_pb2.Translation:
-        """The first gateway to claim (position, language) translates and stores it; the
-        others wait for it to appear, or translate themselves if the claimant vanished."""
-        translations, field = _key(room, "translations"), f"{position}|{language}"
-        claim = _key(room, f"claim:{field}")
+        """The first gateway to claim (position, language) translates and stores it, for
+        the room's history (each under a key of its own that expires with the room); the
+        others wait for it to appear, or translate themselves if the claimant failed."""
+        stored_key = _key(room, f"translation:{position}|{language}")
+        claim = _key(room, f"claim:{position}|{language}")
         deadline = time.monotonic() + self._translate_timeout_s
         claimed = False
         while not claimed and time.monotonic() < deadline:
-            stored = await self._call("translation", lambda: self._redis.hget(translations, field))
+            stored = await self._call("translation", lambda: self._redis.get(stored_key))
             if stored is not None:
                 return speech_pb2.Translation.FromString(stored)
             claimed = bool(
@@ -198,20 +210,37 @@ class RedisRoomStore:
             )
             if not claimed:
                 await asyncio.sleep(CLAIM_POLL_S)
-        translation = await translate()
-
-        async def store() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.hset(translations, field, translation.SerializeToString())
-                pipe.expire(translations, self._ttl_s)
-                await pipe.execute()
-
-        await self._call("store translation", store)
+        try:
+            translation = await translate()
+            await self._call(
+                "store translation",
+                lambda: self._redis.set(
+                    stored_key, translation.SerializeToString(), ex=self._ttl_s
+                ),
+            )
+        except BaseException:
+            if claimed:  # let another gateway take it over at once
+                with contextlib.suppress(RedisError, OSError):
+                    await self._redis.delete(claim)
+            raise
         return translation
 
     async def close(self) -> None:
         await self._redis.aclose()
         await self._reads.aclose()
+
+
+def _client(url: str, connections: int, timeout_s: float, socket_timeout_s: float) -> redis.Redis:
+    """A client whose pool waits up to `timeout_s` for a free connection, rather than
+    failing at once when they are all in use."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=connections,
+        timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        socket_timeout=socket_timeout_s,
+    )
+    return redis.Redis.from_pool(pool)
 
 
 def _last(entries: list[Any]) -> str:

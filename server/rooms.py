@@ -120,12 +120,13 @@ class CaptionRooms:
             else:
                 caught_up = await self.store.recent(room, self._backlog)
             sent = resume_after or START
+            finished: dict[str, int] = {}
             for stored in caught_up:
                 replayed = await self._render(room, stored, language, replayed=True)
                 assert replayed is not None  # a final is always rendered
+                finished[replayed.speaker.id] = replayed.result.segment_id
                 yield replayed
                 sent = stored.position
-            finished: dict[str, int] = {}
             while True:
                 stored = await self._next(room, listener)
                 if stored.final:
@@ -178,17 +179,28 @@ class CaptionRooms:
                     for listener in reader.listeners:
                         self._deliver(listener, stored)
         except GatewayError as error:
-            if not reader.started.done():
-                reader.started.set_exception(error)
-            for listener in reader.listeners:
-                listener.fail(error)
+            self._fail_reader(reader, error)
+        except Exception:
+            logger.exception("room %s: its reader failed", room)
+            self._fail_reader(
+                reader, GatewayError(f"internal error reading room {room!r}; it is logged")
+            )
         finally:
             if self._readers.get(room) is reader:
                 del self._readers[room]
 
     @staticmethod
+    def _fail_reader(reader: _Reader, error: GatewayError) -> None:
+        if not reader.started.done():
+            reader.started.set_exception(error)
+        for listener in reader.listeners:
+            listener.fail(error)
+
+    @staticmethod
     def _deliver(listener: _Listener, stored: StoredCaption) -> None:
-        if not (stored.final or listener.interim_results):
+        """Once a final could not be queued, nothing more is: the listener sends what it
+        has, then is told to resume after it, and so gets the lost final from the store."""
+        if listener.overflowed or not (stored.final or listener.interim_results):
             return
         try:
             listener.queue.put_nowait(stored)
@@ -251,7 +263,7 @@ class CaptionRooms:
         if self._listened[(room, key)] == 1:
             try:
                 await self.store.mark_listened(room, [key], self._language_ttl_s)
-            except GatewayError:
+            except BaseException:  # a failure, or the listener gone meanwhile
                 self._unmark(room, key)
                 raise
         if self._renewal is None or self._renewal.done():

@@ -324,9 +324,18 @@ def test_a_slow_listener_loses_interims_first_then_is_cut_off(new_store, room) -
             await asyncio.sleep(0.02)
         await speaker.close(5)
         await asyncio.sleep(0.3)
+        heard = [1]
         with pytest.raises(OverloadedError, match="resume_after"):
-            await _take(listener, 10)
+            while True:
+                caption = await asyncio.wait_for(anext(listener), 5)
+                heard.append(caption.result.segment_id)
+                position = caption.position
+        assert heard == list(range(1, len(heard) + 1)), "nothing after a lost final is sent"
         assert rooms.listeners(room) == 0
+        resumed = rooms.listen(room, language="", interim_results=False, resume_after=position)
+        rest = await _take(resumed, 7 - len(heard))
+        assert heard + [c.result.segment_id for c in rest] == list(range(1, 8))
+        await resumed.aclose()
         await rooms.close()
 
     asyncio.run(scenario())
