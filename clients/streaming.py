@@ -1,4 +1,5 @@
-"""Streams an audio file to StreamingRecognize as a microphone would, and times it.
+"""Streams an audio file to StreamingRecognize as a microphone would, and times it;
+resumes the session when the connection breaks.
 
 Chunks leave at the pace they would be captured (a chunk of 100 ms leaves 100 ms after
 the previous one), or as fast as the server takes them. Each response is paired with its
@@ -12,10 +13,18 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import grpc
+from google.protobuf import duration_pb2
+
 from clients.audio_file import PcmAudio
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 
 CHUNK_MS = 100
+RESUMABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION)
+"""A lost connection, or a session the server has not yet seen detached."""
+RESUME_BACKOFF_S = 0.1
+MAX_BACKOFF_S = 2.0
+MAX_RESUME_ATTEMPTS = 8
 
 
 @dataclass
@@ -56,24 +65,42 @@ def streaming_config(
     )
 
 
+@dataclass
+class _Resumption:
+    """What a client needs to resume its session: the token, the last response it got,
+    and from where the server still needs its audio."""
+
+    token: str = ""
+    last_sequence: int = 0
+    accounted_s: float = 0.0
+    attempts: int = 0
+
+
 async def _requests(
-    config: speech_pb2.StreamingRecognitionConfig,
+    first: speech_pb2.StreamingRecognizeRequest,
     audio: PcmAudio,
     log: SendLog,
     *,
     realtime: bool,
     chunk_ms: int,
+    started: float,
+    from_s: float,
 ) -> AsyncIterator[speech_pb2.StreamingRecognizeRequest]:
-    yield speech_pb2.StreamingRecognizeRequest(streaming_config=config)
-    started = time.monotonic()
-    position_s = 0.0
-    bytes_per_s = 2 * audio.channels * audio.sample_rate_hz
-    for chunk in audio.chunks(chunk_ms):
-        position_s += len(chunk) / bytes_per_s
+    """The first message, then the audio from `from_s` on, paced from `started`: audio
+    captured before now (resent after a resume) leaves at once."""
+    yield first
+    frame = 2 * audio.channels
+    start = round(from_s * audio.sample_rate_hz) * frame
+    bytes_per_s = frame * audio.sample_rate_hz
+    step = frame * max(1, audio.sample_rate_hz * chunk_ms // 1000)
+    for offset in range(start, len(audio.data), step):
+        chunk = audio.data[offset : offset + step]
+        position_s = (offset + len(chunk)) / bytes_per_s
         if realtime:
             await asyncio.sleep(max(0.0, started + position_s - time.monotonic()))
-        log.chunk_end_s.append(position_s)
-        log.sent_at.append(time.monotonic())
+        if not log.chunk_end_s or position_s > log.chunk_end_s[-1]:
+            log.chunk_end_s.append(position_s)
+            log.sent_at.append(time.monotonic())
         yield speech_pb2.StreamingRecognizeRequest(audio_content=chunk)
 
 
@@ -85,10 +112,60 @@ async def stream_audio(
     realtime: bool = True,
     chunk_ms: int = CHUNK_MS,
     log: SendLog | None = None,
+    resume: bool = True,
 ) -> AsyncIterator[tuple[float, speech_pb2.StreamingRecognizeResponse]]:
-    """Yields (arrival time, response) until the server closes the stream."""
-    call = stub.StreamingRecognize(
-        _requests(config, audio, log or SendLog(), realtime=realtime, chunk_ms=chunk_ms)
-    )
-    async for response in call:
-        yield time.monotonic(), response
+    """Yields (arrival time, response) until the server closes the stream.
+
+    When the connection breaks (UNAVAILABLE), the session is resumed with backoff: the
+    audio from the last checkpoint is sent again and the responses the server sends
+    again are skipped, so the caller sees one unbroken stream. `resume=False` raises
+    instead. The audio is a file, so it is at hand to resend from any offset.
+    """
+    log = log or SendLog()
+    state = _Resumption()
+    started = time.monotonic()
+    first = speech_pb2.StreamingRecognizeRequest(streaming_config=config)
+    while True:
+        call = stub.StreamingRecognize(
+            _requests(
+                first,
+                audio,
+                log,
+                realtime=realtime,
+                chunk_ms=chunk_ms,
+                started=started,
+                from_s=state.accounted_s,
+            )
+        )
+        try:
+            async for response in call:
+                if response.HasField("session"):
+                    state.token = state.token or response.session.resume_token
+                    if response.session.resumed:
+                        state.attempts = 0
+                        continue
+                elif response.sequence <= state.last_sequence:
+                    continue
+                state.last_sequence = max(state.last_sequence, response.sequence)
+                if response.HasField("checkpoint"):
+                    offset = response.checkpoint.accounted_offset
+                    state.accounted_s = offset.seconds + offset.nanos / 1e9
+                yield time.monotonic(), response
+            return
+        except grpc.aio.AioRpcError as error:
+            if not (resume and state.token and error.code() in RESUMABLE):
+                raise
+            if state.attempts >= MAX_RESUME_ATTEMPTS:
+                raise
+            await asyncio.sleep(min(RESUME_BACKOFF_S * 2**state.attempts, MAX_BACKOFF_S))
+            state.attempts += 1
+        first = speech_pb2.StreamingRecognizeRequest(
+            resume=speech_pb2.ResumeSession(
+                resume_token=state.token,
+                last_sequence=state.last_sequence,
+                audio_offset=duration_pb2.Duration(
+                    seconds=int(state.accounted_s),
+                    nanos=round((state.accounted_s % 1) * 1e9),
+                ),
+            )
+        )

@@ -75,6 +75,7 @@ async def transcribe(
     interim_results: bool = True,
     word_time_offsets: bool = False,
     translation_targets: list[str] | None = None,
+    resume: bool = True,
     out: TextIO = sys.stdout,
 ) -> int:
     """Streams `path` to the service at `target`; returns a process exit status."""
@@ -91,7 +92,9 @@ async def transcribe(
     async with grpc.aio.insecure_channel(target) as channel:
         stub = speech_pb2_grpc.SpeechServiceStub(channel)
         try:
-            async for _, response in stream_audio(stub, audio, config, realtime=realtime):
+            async for _, response in stream_audio(
+                stub, audio, config, realtime=realtime, resume=resume
+            ):
                 view.show(response)
         except grpc.aio.AioRpcError as error:
             print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)

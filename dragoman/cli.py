@@ -99,6 +99,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument("--json", action="store_true", help="every response as a JSON line")
     transcribe.add_argument("--no-interim", action="store_true", help="final results only")
+    transcribe.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="fail when the connection breaks, instead of resuming the session",
+    )
     transcribe.add_argument("--words", action="store_true", help="ask for word time offsets")
     transcribe.add_argument(
         "--translate", default="", help="comma-separated target languages (pt,en)"
@@ -405,6 +410,7 @@ async def _dispatch(args: argparse.Namespace, serve_args: list[str]) -> int:
             interim_results=not args.no_interim,
             word_time_offsets=args.words,
             translation_targets=_targets(args.translate),
+            resume=not args.no_resume,
         )
     if args.command == "soak":
         from clients.soak import soak

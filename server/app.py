@@ -18,6 +18,7 @@ from server.room_store import MemoryRoomStore, RoomStore
 from server.room_store_redis import RedisRoomStore
 from server.rooms import CaptionRooms
 from server.service import SpeechServicer
+from server.sessions import ResumePolicy, SessionRegistry
 from server.settings import GatewaySettings
 from server.stream import StreamTuning
 from server.stt_client import ModelCatalog, SttClient
@@ -96,6 +97,14 @@ class GatewayApp:
             listener_queue=settings.caption_listener_queue,
             language_ttl_s=settings.caption_language_ttl_s,
         )
+        self.sessions = SessionRegistry(
+            ResumePolicy(
+                grace_s=settings.resume_grace_s,
+                max_responses=settings.resume_max_responses,
+                check_s=settings.resume_check_s,
+                max_resumes=settings.resume_max_per_minute,
+            )
+        )
         self.servicer = SpeechServicer(
             settings,
             self.stt,
@@ -106,6 +115,7 @@ class GatewayApp:
             tracing.tracer,
             gateway_metrics,
             authenticator,
+            self.sessions,
         )
         speech_pb2_grpc.add_SpeechServiceServicer_to_server(self.servicer, self.host.server)
         self.web = WebServer(
@@ -179,6 +189,7 @@ class GatewayApp:
         final result, and whatever is left when the grace period is over is cancelled."""
         self.servicer.drain(self.settings.drain_grace_s)
         await asyncio.gather(self.host.stop(self.settings.drain_grace_s), self.web.stop())
+        await self.sessions.close()
         await self.rooms.close()
         await self.stt.close()
         if self.translate is not None:

@@ -48,6 +48,17 @@ class AudioSource:
     def speech_s(self) -> float:
         return self._segmenter.speech_s
 
+    @property
+    def stream_time_s(self) -> float:
+        """Audio pushed so far, in seconds from the start of the stream."""
+        return self._segmenter.stream_time_s
+
+    @property
+    def kept_since_s(self) -> float:
+        """Stream time of the oldest audio the segmenter still holds (the utterance in
+        progress, or the pre-speech buffer): what a rebuilt pipeline would need again."""
+        return self._segmenter.kept_since_sample / SAMPLE_RATE_HZ
+
     def utterance_so_far(self) -> tuple[np.ndarray, float] | None:
         """(audio, stream time of its start) of the utterance in progress."""
         return self._segmenter.utterance_so_far()

@@ -185,9 +185,11 @@ async def _requests(
                 )
             elif kind == "control":
                 yield speech_pb2.StreamingRecognizeRequest(control=message.control)
+            elif kind == "resume":
+                yield speech_pb2.StreamingRecognizeRequest(resume=message.resume)
             else:
                 raise InvalidRequestError(
-                    "empty WebSocketRequest: set streamingConfig, control or endOfAudio"
+                    "empty WebSocketRequest: set streamingConfig, resume, control or endOfAudio"
                 )
         elif frame.type == WSMsgType.ERROR:
             raise InvalidRequestError(f"the WebSocket failed: {socket.exception()}")

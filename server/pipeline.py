@@ -121,6 +121,7 @@ class RecognitionPipeline:
         self._word_time_offsets = word_time_offsets
         self._prompt_previous = prompt_previous
         self._finals: deque[PendingFinal] = deque()
+        self._final_in_flight: PendingFinal | None = None
         self._wake = asyncio.Event()
         self._input_done = False
         self._languages = Languages("", ())
@@ -166,6 +167,14 @@ class RecognitionPipeline:
         self._input_done = True
         self._wake.set()
 
+    @property
+    def unfinished_since_s(self) -> float | None:
+        """Stream time of the first audio of the earliest ended utterance whose final is not
+        out yet; None when every final is out."""
+        waiting = [*self._finals, self._final_in_flight]
+        starts = [p.utterance.audio_start_s for p in waiting if p is not None]
+        return min(starts) if starts else None
+
     # The loop.
 
     async def run(self) -> None:
@@ -177,7 +186,9 @@ class RecognitionPipeline:
             decision = decide(self._view(), self._tuning)
             action = decision.action
             if action is Action.FINAL:
-                await self._final(self._finals.popleft())
+                self._final_in_flight = self._finals.popleft()
+                await self._final(self._final_in_flight)
+                self._final_in_flight = None
             elif action is Action.CUT:
                 self._make_cut()
             elif action is Action.PROBE:

@@ -227,6 +227,11 @@ class Segmenter:
         return self._audio_start
 
     @property
+    def kept_since_sample(self) -> int:
+        """Stream sample of the oldest audio still held."""
+        return self._audio.start_sample
+
+    @property
     def stream_time_s(self) -> float:
         """Audio pushed so far, in seconds."""
         return self._audio.end_sample / SAMPLE_RATE_HZ

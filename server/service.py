@@ -23,6 +23,7 @@ from server.errors import (
 from server.metrics import GatewayMetrics
 from server.room_publisher import RoomPublisher
 from server.rooms import CaptionRooms
+from server.sessions import Session, SessionRegistry
 from server.settings import GatewaySettings
 from server.stream import RecognitionStream, StreamTuning
 from server.stt_client import SttClient
@@ -47,6 +48,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         tracer: trace.Tracer,
         metrics: GatewayMetrics,
         authenticator: Authenticator,
+        sessions: SessionRegistry,
     ) -> None:
         self._settings = settings
         self._authenticator = authenticator
@@ -59,6 +61,9 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self.metrics = metrics
         self.active_streams = 0
         self._streams: set[RecognitionStream] = set()
+        self._sessions = sessions
+        self._sessions.on_end(self._session_ended)
+        self._closing: set[asyncio.Task[None]] = set()
         self._drain_cut_s: float | None = None
 
     def drain(self, grace_s: float) -> None:
@@ -127,8 +132,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             current.set_name(f"session {session_id}")
         self.metrics.active_streams.labels(transport).inc()
         trace.get_current_span().set_attribute("dragoman.session_id", session_id)
-        stream: RecognitionStream | None = None
-        room: RoomPublisher | None = None
+        session: Session | None = None
         try:
             if self.active_streams > self._settings.max_streams:
                 raise OverloadedError(
@@ -140,67 +144,115 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                 raise InvalidRequestError(
                     "the stream ended before its first message: send streaming_config first"
                 )
-            if first.WhichOneof("streaming_request") != "streaming_config":
+            kind = first.WhichOneof("streaming_request")
+            if kind not in ("streaming_config", "resume"):
                 raise InvalidRequestError(
-                    "the first message must carry streaming_config, not "
-                    f"{first.WhichOneof('streaming_request') or 'nothing'}"
+                    "the first message must carry streaming_config (or resume), not "
+                    f"{kind or 'nothing'}"
                 )
-            streaming = first.streaming_config
-            if not streaming.HasField("config"):
-                raise InvalidRequestError("streaming_config.config is required")
-            options = config.parse(
-                streaming.config,
-                streaming.voice_activity,
-                self._settings,
-                interim_results=streaming.interim_results,
-                single_utterance=streaming.single_utterance,
-                speech_events=streaming.enable_speech_events,
-                translate_interim=streaming.translate_interim_results,
-                caption_room=streaming.caption_room,
-                speaker_label=streaming.speaker_label,
-            )
-            if options.caption_room:
-                _check_room_access(caller, options.caption_room)
-                room = self.rooms.publisher(
-                    options.caption_room,
-                    speech_pb2.Speaker(
-                        id=session_id, label=options.speaker_label or caller.subject
-                    ),
+            if first.HasField("resume"):
+                resume = first.resume
+                session = self._sessions.find(resume.resume_token)
+                offset_s = resume.audio_offset.seconds + resume.audio_offset.nanos / 1e9
+                session.check_resume(caller.subject, resume.last_sequence, offset_s)
+                session_id_var.set(session.session_id)
+                logger.info(
+                    "session resumed after response %d from audio %.3f s, peer %s",
+                    resume.last_sequence,
+                    offset_s,
+                    peer,
                 )
-            stream = await self._open(options, session_id, room=room)
-            logger.info(
-                "stream started: %s at %d Hz x%d, language %s, model %s, room %s, peer %s",
-                options.encoding,
-                options.sample_rate_hz,
-                options.channels,
-                options.language_code or "auto",
-                stream.model_name,
-                options.caption_room or "none",
-                peer,
-            )
+                last_sequence = resume.last_sequence
+            else:
+                session = await self._start(first.streaming_config, session_id, peer, caller)
+                last_sequence, offset_s = 0, 0.0
             yield speech_pb2.StreamingRecognizeResponse(
-                session=speech_pb2.SessionStarted(session_id=session_id, model=stream.model_name)
+                session=speech_pb2.SessionStarted(
+                    session_id=session.session_id,
+                    model=session.stream.model_name,
+                    resume_token=session.token if session.resumable else "",
+                    resumed=first.HasField("resume"),
+                )
             )
-            self._streams.add(stream)
-            async for response in stream.run(requests):
+            async for response in session.attach(
+                requests, last_sequence=last_sequence, audio_offset_s=offset_s
+            ):
                 yield response
-            if stream.ended_by is not None:
-                raise stream.ended_by
         except GatewayError as error:
             self.metrics.stream_errors.labels(transport, error.code.name).inc()
             raise
         finally:
             if isinstance(requests, AsyncGenerator):
                 await requests.aclose()  # a stream left early is closed here, not by the GC
-            if stream is not None:
-                self._streams.discard(stream)
-            if room is not None:
-                await room.close(self._settings.stt_timeout_s)
             self.active_streams -= 1
             self.metrics.active_streams.labels(transport).dec()
             logger.info(
-                "stream ended after %.2f s of audio", stream.audio_seconds if stream else 0.0
+                "connection ended after %.2f s of audio",
+                session.stream.audio_seconds if session else 0.0,
             )
+
+    async def _start(
+        self,
+        streaming: speech_pb2.StreamingRecognitionConfig,
+        session_id: str,
+        peer: str,
+        caller: Identity,
+    ) -> Session:
+        if not streaming.HasField("config"):
+            raise InvalidRequestError("streaming_config.config is required")
+        options = config.parse(
+            streaming.config,
+            streaming.voice_activity,
+            self._settings,
+            interim_results=streaming.interim_results,
+            single_utterance=streaming.single_utterance,
+            speech_events=streaming.enable_speech_events,
+            translate_interim=streaming.translate_interim_results,
+            caption_room=streaming.caption_room,
+            speaker_label=streaming.speaker_label,
+        )
+        room: RoomPublisher | None = None
+        if options.caption_room:
+            _check_room_access(caller, options.caption_room)
+            room = self.rooms.publisher(
+                options.caption_room,
+                speech_pb2.Speaker(id=session_id, label=options.speaker_label or caller.subject),
+            )
+        try:
+            stream = await self._open(options, session_id, room=room)
+        except BaseException:
+            if room is not None:
+                await room.close(0)
+            raise
+        logger.info(
+            "stream started: %s at %d Hz x%d, language %s, model %s, room %s, peer %s",
+            options.encoding,
+            options.sample_rate_hz,
+            options.channels,
+            options.language_code or "auto",
+            stream.model_name,
+            options.caption_room or "none",
+            peer,
+        )
+        self._streams.add(stream)
+        linear = options.encoding == "LINEAR16"
+        return self._sessions.start(
+            session_id,
+            caller.subject,
+            stream,
+            sample_rate_hz=options.sample_rate_hz,
+            frame_bytes=2 * options.channels,
+            resumable=linear and self._settings.resume_grace_s > 0,
+        )
+
+    def _session_ended(self, session: Session) -> None:
+        self._streams.discard(session.stream)
+        logger.info("session %s ended", session.session_id)
+        room = session.stream.room
+        if room is not None:
+            task = asyncio.create_task(room.close(self._settings.stt_timeout_s))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def StreamingRecognize(
         self,
@@ -286,6 +338,12 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         except GatewayError as error:
             logger.info("listener refused: %s: %s", error.code.name, error)
             await context.abort(error.code, str(error))
+        except Exception:
+            logger.exception("listener failed on an unexpected error")
+            await context.abort(
+                grpc.StatusCode.INTERNAL,
+                "internal error of this listener; it is logged, please report it",
+            )
 
 
 def _check_room_access(caller: Identity, room: str) -> None:

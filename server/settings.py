@@ -196,6 +196,29 @@ class GatewaySettings(ServiceSettings, ServerTlsSettings):
         description="Give the previous final transcript of the stream to Whisper as a prompt "
         "(off: on the test clips it raised the WER of tiny.en from 0.042 to 0.048)",
     )
+    resume_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long a LINEAR16 stream whose connection broke is kept for its client "
+        "to resume it (its finals are held meanwhile); 0: streams do not resume",
+    )
+    resume_max_responses: int = Field(
+        1000,
+        ge=16,
+        description="Responses a session keeps for a client that resumes; one that missed "
+        "more gets OUT_OF_RANGE",
+    )
+    resume_check_s: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds of received audio a session keeps to check the audio a resuming "
+        "client resends",
+    )
+    resume_max_per_minute: int = Field(
+        20,
+        ge=1,
+        description="Resumes of one session allowed per minute; more get RESOURCE_EXHAUSTED",
+    )
     drain_grace_s: float = Field(
         10.0, ge=0, description="On SIGTERM, how long streams in flight may take to finish"
     )

@@ -159,6 +159,18 @@ class RecognitionStream:
     def audio_seconds(self) -> float:
         return self._source.audio_seconds
 
+    @property
+    def room(self) -> RoomPublisher | None:
+        return self._room
+
+    @property
+    def accounted_offset_s(self) -> float:
+        """Every utterance that ended before this stream time has had its final sent: the
+        audio still held, or the earliest utterance whose final is still coming."""
+        unfinished = self._pipeline.unfinished_since_s
+        held = self._source.kept_since_s
+        return held if unfinished is None else min(held, unfinished)
+
     async def run(self, requests: AsyncIterator[Request]) -> AsyncIterator[Response]:
         """Yields responses until the input ends and every final is out, or raises."""
         self._reader = self._task(self._guard(self._read(requests)), "reader")

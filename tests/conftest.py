@@ -30,6 +30,8 @@ from translate.settings import TranslateSettings
 
 DATA = Path(__file__).parent / "data" / "speech"
 T = TypeVar("T")
+RESUME_GRACE_S = 1.0
+"""Short, so that tests that leave a stream see its session released soon after."""
 
 
 class LoopThread:
@@ -130,7 +132,14 @@ def embedded_stack(model: str, model_cache_dir: Path | None = None) -> EmbeddedS
     """Every service on loopback, on free ports, with Bergamot for translation."""
     cache = {"model_cache_dir": model_cache_dir} if model_cache_dir else {}
     return EmbeddedStack(
-        GatewaySettings(host="127.0.0.1", port=0, http_port=0, metrics_port=0, drain_grace_s=1.0),
+        GatewaySettings(
+            host="127.0.0.1",
+            port=0,
+            http_port=0,
+            metrics_port=0,
+            drain_grace_s=1.0,
+            resume_grace_s=RESUME_GRACE_S,
+        ),
         SttSettings(
             host="127.0.0.1", port=0, metrics_port=0, model=model, drain_grace_s=1.0, **cache
         ),
@@ -189,6 +198,7 @@ def own_gateway(stack: RunningStack, **settings: Any) -> Iterator[GatewayApp]:
         "stt_target": stack.stack.stt.address,
         "translate_target": stack.stack.translate.address,
         "drain_grace_s": 1.0,
+        "resume_grace_s": RESUME_GRACE_S,
     }
 
     async def start() -> GatewayApp:

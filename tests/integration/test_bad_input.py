@@ -100,9 +100,10 @@ def test_undecodable_compressed_audio_gets_invalid_argument(healthy) -> None:
 
 
 def test_config_then_half_close_ends_cleanly(healthy) -> None:
+    """No result; the checkpoint that confirms the half-close says nothing was heard."""
     responses = list(healthy.stub.StreamingRecognize(iter([config_request()]), timeout=30))
-    assert len(responses) == 1
-    assert responses[0].HasField("session")
+    assert [r.WhichOneof("streaming_response") for r in responses] == ["session", "checkpoint"]
+    assert responses[1].checkpoint.received_offset.ToNanoseconds() == 0
 
 
 def test_recognize_without_config_gets_invalid_argument(healthy) -> None:

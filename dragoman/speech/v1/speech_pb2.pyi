@@ -121,15 +121,27 @@ class StreamingControl(_message.Message):
     update_languages: StreamingControl.UpdateLanguages
     def __init__(self, finalize: _Optional[_Union[StreamingControl.Finalize, _Mapping]] = ..., update_languages: _Optional[_Union[StreamingControl.UpdateLanguages, _Mapping]] = ...) -> None: ...
 
+class ResumeSession(_message.Message):
+    __slots__ = ("resume_token", "last_sequence", "audio_offset")
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    resume_token: str
+    last_sequence: int
+    audio_offset: _duration_pb2.Duration
+    def __init__(self, resume_token: _Optional[str] = ..., last_sequence: _Optional[int] = ..., audio_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
 class StreamingRecognizeRequest(_message.Message):
-    __slots__ = ("streaming_config", "audio_content", "control")
+    __slots__ = ("streaming_config", "audio_content", "control", "resume")
     STREAMING_CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_CONTENT_FIELD_NUMBER: _ClassVar[int]
     CONTROL_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     streaming_config: StreamingRecognitionConfig
     audio_content: bytes
     control: StreamingControl
-    def __init__(self, streaming_config: _Optional[_Union[StreamingRecognitionConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ..., control: _Optional[_Union[StreamingControl, _Mapping]] = ...) -> None: ...
+    resume: ResumeSession
+    def __init__(self, streaming_config: _Optional[_Union[StreamingRecognitionConfig, _Mapping]] = ..., audio_content: _Optional[bytes] = ..., control: _Optional[_Union[StreamingControl, _Mapping]] = ..., resume: _Optional[_Union[ResumeSession, _Mapping]] = ...) -> None: ...
 
 class WordInfo(_message.Message):
     __slots__ = ("word", "start_offset", "end_offset", "confidence")
@@ -222,22 +234,38 @@ class SpeechEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[SpeechEvent.SpeechEventType, str]] = ..., offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., segment_id: _Optional[int] = ...) -> None: ...
 
 class SessionStarted(_message.Message):
-    __slots__ = ("session_id", "model")
+    __slots__ = ("session_id", "model", "resume_token", "resumed")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESUMED_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     model: str
-    def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    resume_token: str
+    resumed: bool
+    def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., resume_token: _Optional[str] = ..., resumed: _Optional[bool] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("accounted_offset", "received_offset")
+    ACCOUNTED_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    accounted_offset: _duration_pb2.Duration
+    received_offset: _duration_pb2.Duration
+    def __init__(self, accounted_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., received_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class StreamingRecognizeResponse(_message.Message):
-    __slots__ = ("session", "speech_event", "result")
+    __slots__ = ("session", "speech_event", "result", "checkpoint", "sequence")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     session: SessionStarted
     speech_event: SpeechEvent
     result: StreamingRecognitionResult
-    def __init__(self, session: _Optional[_Union[SessionStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., result: _Optional[_Union[StreamingRecognitionResult, _Mapping]] = ...) -> None: ...
+    checkpoint: Checkpoint
+    sequence: int
+    def __init__(self, session: _Optional[_Union[SessionStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., result: _Optional[_Union[StreamingRecognitionResult, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class RecognizeRequest(_message.Message):
     __slots__ = ("config", "voice_activity", "audio_content")

@@ -1,0 +1,180 @@
+"""Streams that survive their connection: a TCP proxy between client and gateway is cut
+mid-utterance, several times in one stream, and the client resumes its session."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+
+from clients.audio_file import PcmAudio
+from clients.streaming import stream_audio, streaming_config
+from clients.wer import normalize, word_error_rate
+from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from tests.conftest import DATA, own_gateway
+from tests.streaming import read_wav, samples, seconds, silence
+from tests.tcp_proxy import CuttableProxy
+
+CLIPS = ("en/jfk.wav", "en/librivox-0930.wav")
+REFERENCE = "and so my fellow americans ask not what your country can do for you"
+
+
+@pytest.fixture(scope="module")
+def resumable(stack) -> Iterator:
+    """A gateway that keeps a broken session for 10 s, behind a proxy the test can cut."""
+    with own_gateway(stack, resume_grace_s=10.0) as gateway:
+        proxy = CuttableProxy(("127.0.0.1", gateway.host.port))
+        stack.loop.run(proxy.start())
+        yield gateway, proxy
+        stack.loop.run(proxy.stop())
+
+
+def _conversation() -> PcmAudio:
+    parts = []
+    for clip in CLIPS:
+        parts += [samples(read_wav(DATA / clip)), silence(1.5, 16000)]
+    return PcmAudio(np.concatenate(parts).astype("<i2").tobytes(), 16000, 1)
+
+
+async def _finals(address: str, audio: PcmAudio, cut_every_s: tuple[float, ...], proxy, loop):
+    """Streams `audio` at real-time pace, cutting the proxy's connection after each of
+    those intervals; returns the finals and every response's sequence."""
+    config = streaming_config(audio, language_code="en", interim_results=True)
+    finals, sequences = [], []
+
+    async def cut_later() -> None:
+        for interval_s in cut_every_s:
+            await asyncio.sleep(interval_s)
+            for _ in range(100):  # the client may still be reconnecting
+                if await _on(loop, _cut(proxy)):
+                    break
+                await asyncio.sleep(0.05)
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = speech_pb2_grpc.SpeechServiceStub(channel)
+        cutter = asyncio.create_task(cut_later())
+        async for _, response in stream_audio(stub, audio, config):
+            sequences.append(response.sequence)
+            if response.HasField("result") and response.result.is_final:
+                finals.append(response.result)
+        await cutter
+    return finals, sequences
+
+
+async def _cut(proxy: CuttableProxy) -> int:
+    return proxy.cut()
+
+
+async def _on(loop, coroutine):
+    """Runs `coroutine` on the servers' loop (where the proxy lives)."""
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop.loop))
+
+
+def test_a_stream_cut_three_times_gets_every_final_once_in_order(stack, resumable) -> None:
+    _, proxy = resumable
+    audio = _conversation()
+    unbroken, _ = asyncio.run(_finals(proxy.address, audio, (), proxy, stack.loop))
+    broken, sequences = asyncio.run(
+        _finals(proxy.address, audio, (2.0, 3.0, 3.0), proxy, stack.loop)
+    )
+    assert proxy.cuts == 3
+    assert [r.segment_id for r in broken] == list(range(1, len(broken) + 1))
+    ends = [seconds(r.end_offset) for r in broken]
+    assert ends == sorted(ends), "offsets continue across the resumes"
+    assert sequences == sorted(set(sequences)), "no response twice, none out of order"
+    text = normalize(" ".join(r.transcript for r in broken))
+    assert REFERENCE in normalize(" ".join(r.transcript for r in unbroken))
+    reference = normalize(" ".join(r.transcript for r in unbroken))
+    assert word_error_rate([reference], [text]) <= 0.1, (reference, text)
+    assert abs(len(broken) - len(unbroken)) <= 1
+
+
+def _resume(stub, token: str, last: int = 0, offset_s: float = 0.0, *, keep_open: bool = False):
+    """A resume with no audio; `keep_open` leaves the request stream open (a half-close
+    would end the session's audio)."""
+    request = speech_pb2.StreamingRecognizeRequest(
+        resume=speech_pb2.ResumeSession(resume_token=token, last_sequence=last)
+    )
+    request.resume.audio_offset.FromNanoseconds(int(offset_s * 1e9))
+    requests = _slowly([request]) if keep_open else iter([request])
+    return stub.StreamingRecognize(requests, timeout=10)
+
+
+def test_bad_resumes_get_their_own_status(stack, resumable) -> None:
+    gateway, _ = resumable
+    audio = read_wav(DATA / "en" / "jfk.wav")
+    with grpc.insecure_channel(gateway.address) as channel:
+        stub = speech_pb2_grpc.SpeechServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as unknown:
+            list(_resume(stub, "no-such-token"))
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+        config = speech_pb2.StreamingRecognizeRequest(
+            streaming_config=streaming_config(audio, language_code="en")
+        )
+        chunks = [speech_pb2.StreamingRecognizeRequest(audio_content=c) for c in audio.chunks(100)]
+        sent = chunks[:20]
+        attached = stub.StreamingRecognize(_slowly([config, *sent]), timeout=30)
+        token = next(attached).session.resume_token
+        assert token
+        with pytest.raises(grpc.RpcError) as busy:
+            list(_resume(stub, token))
+        assert busy.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        attached.cancel()
+        _detached(gateway)
+        for last, offset_s, code, words in (
+            (10**6, 0.0, grpc.StatusCode.OUT_OF_RANGE, "ahead"),
+            (0, 60.0, grpc.StatusCode.OUT_OF_RANGE, "past the"),
+        ):
+            with pytest.raises(grpc.RpcError) as refused:
+                list(_resume(stub, token, last, offset_s))
+            assert refused.value.code() == code
+            assert words in refused.value.details()
+        wrong = speech_pb2.StreamingRecognizeRequest(audio_content=b"\x01\x02" * 1600)
+        resume = speech_pb2.StreamingRecognizeRequest(
+            resume=speech_pb2.ResumeSession(resume_token=token)
+        )
+        with pytest.raises(grpc.RpcError) as mismatch:
+            list(stub.StreamingRecognize(iter([resume, wrong]), timeout=10))
+        assert mismatch.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "differs" in mismatch.value.details()
+
+
+def test_a_resume_flood_is_refused(stack) -> None:
+    with own_gateway(stack, resume_grace_s=10.0, resume_max_per_minute=3) as gateway:
+        audio = read_wav(DATA / "en" / "jfk.wav")
+        with grpc.insecure_channel(gateway.address) as channel:
+            stub = speech_pb2_grpc.SpeechServiceStub(channel)
+            config = speech_pb2.StreamingRecognizeRequest(
+                streaming_config=streaming_config(audio, language_code="en")
+            )
+            first = stub.StreamingRecognize(_slowly([config]), timeout=30)
+            token = next(first).session.resume_token
+            first.cancel()
+            codes = []
+            for _ in range(5):
+                _detached(gateway)
+                call = _resume(stub, token, keep_open=True)
+                try:
+                    next(call)
+                    call.cancel()
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.RpcError as error:
+                    codes.append(error.code())
+            assert codes[:3] == [grpc.StatusCode.OK] * 3
+            assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes[3:]
+
+
+def _slowly(requests):
+    """The requests, then nothing for a while: the connection stays open."""
+    yield from requests
+    time.sleep(20)
+
+
+def _detached(gateway, timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(s.attached for s in gateway.sessions):
+        assert time.monotonic() < deadline, "the session never detached"
+        time.sleep(0.02)
