@@ -22,6 +22,9 @@ from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 CHUNK_MS = 100
 RESUMABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION)
 """A lost connection, or a session the server has not yet seen detached."""
+LOCAL_SEND_FAILURE = "Internal error from Core"
+"""What grpc.aio reports as INTERNAL when the connection breaks while a message is being
+sent: the client's own failure, not the server's (whose INTERNAL says more)."""
 RESUME_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
 MAX_RESUME_ATTEMPTS = 8
@@ -33,6 +36,8 @@ class SendLog:
 
     chunk_end_s: list[float] = field(default_factory=list)
     sent_at: list[float] = field(default_factory=list)
+    resumed_at: list[float] = field(default_factory=list)
+    """Monotonic times at which the server answered a resume of the session."""
 
     def sent_time_of(self, stream_time_s: float) -> float:
         """Monotonic time at which the audio up to `stream_time_s` had been sent."""
@@ -143,6 +148,7 @@ async def stream_audio(
                     state.token = state.token or response.session.resume_token
                     if response.session.resumed:
                         state.attempts = 0
+                        log.resumed_at.append(time.monotonic())
                         continue
                 elif response.sequence <= state.last_sequence:
                     continue
@@ -153,7 +159,7 @@ async def stream_audio(
                 yield time.monotonic(), response
             return
         except grpc.aio.AioRpcError as error:
-            if not (resume and state.token and error.code() in RESUMABLE):
+            if not (resume and state.token and _connection_lost(error)):
                 raise
             if state.attempts >= MAX_RESUME_ATTEMPTS:
                 raise
@@ -169,3 +175,9 @@ async def stream_audio(
                 ),
             )
         )
+
+
+def _connection_lost(error: grpc.aio.AioRpcError) -> bool:
+    return error.code() in RESUMABLE or (
+        error.code() == grpc.StatusCode.INTERNAL and error.details() == LOCAL_SEND_FAILURE
+    )

@@ -169,6 +169,15 @@ def _parser() -> argparse.ArgumentParser:
         help="listener counts of one gateway, a run per value (default: %(default)s)",
     )
 
+    resume_bench = commands.add_parser(
+        "resume-bench",
+        help="streams whose connection is cut again and again: resume time, finals lost",
+        description="Streams real speech through a TCP proxy that is cut every few seconds "
+        "and compares the finals with an unbroken run of the same audio.",
+    )
+    resume_bench.add_argument("--drops", type=int, default=50, help="connections cut")
+    resume_bench.add_argument("--every-s", type=float, default=1.5, help="seconds between two cuts")
+
     soak = commands.add_parser(
         "soak", help="many real-time streams against `dragoman serve`; memory, fds, tasks"
     )
@@ -419,6 +428,11 @@ async def _dispatch(args: argparse.Namespace, serve_args: list[str]) -> int:
         return await soak(args.streams, args.minutes, args.settle_s)
     if args.command == "bench":
         return await _bench(args, serve_args)
+    if args.command == "resume-bench":
+        from clients.resume_bench import run_resume_bench
+
+        logs.configure("WARNING")
+        return await run_resume_bench(args.drops, args.every_s)
     if args.command == "room-bench":
         from clients.room_bench import run_room_bench
 

@@ -15,7 +15,7 @@ from clients.wer import normalize, word_error_rate
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.conftest import DATA, own_gateway
 from tests.streaming import read_wav, samples, seconds, silence
-from tests.tcp_proxy import CuttableProxy
+from clients.tcp_proxy import CuttableProxy
 
 CLIPS = ("en/jfk.wav", "en/librivox-0930.wav")
 REFERENCE = "and so my fellow americans ask not what your country can do for you"

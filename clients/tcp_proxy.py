@@ -1,5 +1,5 @@
-"""A TCP proxy on loopback whose connections a test can cut, as a mobile network or a
-proxy that times out would."""
+"""A TCP proxy on loopback whose connections a test or benchmark can cut, as a mobile
+network or a proxy that times out would."""
 
 import asyncio
 import contextlib

@@ -1,0 +1,184 @@
+"""`dragoman resume-bench`: streams that lose their connection, measured.
+
+The stack runs in this process (gateway, STT, translation) behind a TCP proxy that the
+benchmark cuts every few seconds while a client streams real speech at real-time pace and
+resumes by itself (`clients.streaming`). The same audio is streamed once unbroken first,
+and the broken run is compared with it:
+- the time from each cut to the server's answer to the resume;
+- how much later each final arrives than in the unbroken run, for the finals whose
+  utterance straddled a cut and for the others;
+- the finals lost and duplicated;
+- the memory a gateway spends on each detached session it keeps.
+"""
+
+import asyncio
+import gc
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from clients.audio_file import PcmAudio, read_pcm
+from clients.streaming import SendLog, stream_audio, streaming_config
+from clients.tcp_proxy import CuttableProxy
+from dragoman.embedded import EmbeddedStack
+from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from server.settings import GatewaySettings
+from stt.settings import SttSettings
+from translate.settings import TranslateSettings
+
+SPEECH = Path(__file__).resolve().parent.parent / "tests/data/speech"
+CLIPS = ("long/lecture-60s.wav", "en/jfk.wav", "en/librivox-0930.wav", "en/goforward.wav")
+KEPT_SESSIONS = 100
+
+
+def _speech() -> PcmAudio:
+    parts = [
+        np.frombuffer(read_pcm(SPEECH / clip, sample_rate_hz=16000, channels=1).data, "<i2")
+        for clip in CLIPS
+    ]
+    gap = np.zeros(16000, dtype="<i2")
+    return PcmAudio(np.concatenate([p for part in parts for p in (part, gap)]).tobytes(), 16000, 1)
+
+
+def _ms(values: Sequence[float]) -> str:
+    if not values:
+        return "none"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+    return f"p50 {statistics.median(values) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
+
+
+async def _run(
+    address: str, audio: PcmAudio, proxy: CuttableProxy | None, every_s: float, drops: int
+) -> tuple[list[tuple[float, speech_pb2.StreamingRecognitionResult]], list[float], SendLog]:
+    """(arrival since start, final) of every final, the cut times since start (the stream
+    time then, at real-time pace), the log."""
+    log = SendLog()
+    finals: list[tuple[float, speech_pb2.StreamingRecognitionResult]] = []
+    cuts: list[float] = []
+    started = time.monotonic()
+
+    async def cutter() -> None:
+        assert proxy is not None
+        while len(cuts) < drops:
+            await asyncio.sleep(every_s)
+            for _ in range(250):  # the client may still be reconnecting
+                if proxy.cut():
+                    break
+                await asyncio.sleep(0.02)
+            cuts.append(time.monotonic() - started)
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = speech_pb2_grpc.SpeechServiceStub(channel)
+        cutting = asyncio.create_task(cutter()) if proxy is not None else None
+        config = streaming_config(audio, language_code="en", speech_events=False)
+        async for arrived, response in stream_audio(stub, audio, config, log=log):
+            if response.HasField("result") and response.result.is_final:
+                finals.append((arrived - started, response.result))
+        if cutting is not None:
+            cutting.cancel()
+    log.resumed_at = [at - started for at in log.resumed_at]
+    return finals, cuts, log
+
+
+async def _kept_session_bytes(address: str, stack: EmbeddedStack) -> float:
+    """Resident memory of the process per detached session, from 100 sessions that each
+    received 5 s of speech and then lost their connection."""
+    audio = _speech()
+    chunk = audio.data[: 5 * 32000]
+    gc.collect()
+    before = _rss_bytes()
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = speech_pb2_grpc.SpeechServiceStub(channel)
+        calls = []
+        for _ in range(KEPT_SESSIONS):
+
+            async def requests():
+                yield speech_pb2.StreamingRecognizeRequest(
+                    streaming_config=streaming_config(audio, language_code="en")
+                )
+                for start in range(0, len(chunk), 3200):
+                    yield speech_pb2.StreamingRecognizeRequest(
+                        audio_content=chunk[start : start + 3200]
+                    )
+                await asyncio.sleep(3600)
+
+            call = stub.StreamingRecognize(requests())
+            await call.read()
+            calls.append(call)
+        await asyncio.sleep(3.0)
+        for call in calls:
+            call.cancel()
+        await asyncio.sleep(1.0)
+    assert stack.gateway is not None
+    kept = len(stack.gateway.sessions)
+    gc.collect()
+    return (_rss_bytes() - before) / max(kept, 1)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+async def run_resume_bench(drops: int, every_s: float) -> int:
+    stack = EmbeddedStack(
+        GatewaySettings(
+            port=0, http_port=0, metrics_port=0, resume_grace_s=60.0, log_level="WARNING"
+        ),
+        SttSettings(port=0, metrics_port=0, model="tiny.en", log_level="WARNING"),
+        TranslateSettings(port=0, metrics_port=0, log_level="WARNING"),
+    )
+    address = await stack.start()
+    host, port = address.rsplit(":", 1)
+    proxy = CuttableProxy((host, int(port)))
+    await proxy.start()
+    try:
+        audio = _speech()
+        print(f"Resumable streams: {len(audio.data) / 32000:.0f} s of speech at real-time pace")
+        unbroken, _, _ = await _run(proxy.address, audio, None, every_s, 0)
+        broken, cuts, log = await _run(proxy.address, audio, proxy, every_s, drops)
+        _report(unbroken, broken, cuts, log)
+        per_session = await _kept_session_bytes(proxy.address, stack)
+        print(
+            f"  memory per detached session (5 s of audio received): {per_session / 1024:.0f} KiB"
+        )
+    finally:
+        await proxy.stop()
+        await stack.stop()
+    return 0
+
+
+def _report(unbroken, broken, cuts: list[float], log: SendLog) -> None:
+    answers = []
+    for cut in cuts:
+        later = [at for at in log.resumed_at if at >= cut]
+        if later:
+            answers.append(later[0] - cut)
+    print(f"  {len(cuts)} drops, {len(log.resumed_at)} resumes")
+    print(f"  drop → the resumed session's answer: {_ms(answers)}")
+    expected = {(r.segment_id, r.transcript) for _, r in unbroken}
+    seen = [(r.segment_id, r.transcript) for _, r in broken]
+    ids = [r.segment_id for _, r in broken]
+    duplicated = len(ids) - len(set(ids))
+    matched = expected & set(seen)
+    print(
+        f"  finals: {len(unbroken)} unbroken, {len(broken)} broken; {len(expected - matched)} "
+        f"not matched word for word, {duplicated} duplicated, segment ids "
+        f"{'continuous' if ids == list(range(1, len(ids) + 1)) else 'NOT continuous'}"
+    )
+    arrival = {r.segment_id: at for at, r in unbroken}
+    straddling, others = [], []
+    for at, result in broken:
+        if result.segment_id not in arrival:
+            continue
+        delay = at - arrival[result.segment_id]
+        start = result.start_offset.seconds + result.start_offset.nanos / 1e9
+        end = result.end_offset.seconds + result.end_offset.nanos / 1e9
+        (straddling if any(start - 1 <= cut <= end + 1 for cut in cuts) else others).append(delay)
+    print(f"  final arrival later than unbroken, straddling a drop: {_ms(straddling)}")
+    print(f"  final arrival later than unbroken, others: {_ms(others)}")
