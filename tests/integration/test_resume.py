@@ -2,20 +2,25 @@
 mid-utterance, several times in one stream, and the client resumes its session."""
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 
+import aiohttp
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import json_format
 
 from clients.audio_file import PcmAudio
 from clients.streaming import stream_audio, streaming_config
+from clients.tcp_proxy import CuttableProxy
 from clients.wer import normalize, word_error_rate
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc, websocket_pb2
+from server.bridge import JSON_PROTOCOL
 from tests.conftest import DATA, own_gateway
 from tests.streaming import read_wav, samples, seconds, silence
-from clients.tcp_proxy import CuttableProxy
+from tests.websocket import END_OF_AUDIO, Conversation, audio_frames, config_frame, converse
 
 CLIPS = ("en/jfk.wav", "en/librivox-0930.wav")
 REFERENCE = "and so my fellow americans ask not what your country can do for you"
@@ -178,3 +183,70 @@ def _detached(gateway, timeout_s: float = 5) -> None:
     while any(s.attached for s in gateway.sessions):
         assert time.monotonic() < deadline, "the session never detached"
         time.sleep(0.02)
+
+
+def test_the_websocket_bridge_resumes_a_session_too(stack, resumable) -> None:
+    gateway, _ = resumable
+    url = f"ws://{gateway.http_address}/ws/v1/recognize"
+    audio = read_wav(DATA / "en" / "jfk.wav")
+    frames = audio_frames(audio)
+    first = stack.loop.run(_bridge_until_checkpoint(url, frames))
+    token = first.messages[0].session.resume_token
+    last = max(m.sequence for m in first.messages)
+    accounted = [m.checkpoint.accounted_offset for m in first.messages if m.HasField("checkpoint")]
+    offset_s = seconds(accounted[-1])
+    resume = json.dumps(
+        {
+            "resume": {
+                "resumeToken": token,
+                "lastSequence": str(last),
+                "audioOffset": f"{offset_s:.6f}s",
+            }
+        }
+    )
+    resent = audio.data[round(offset_s * 16000) * 2 :]
+    rest = PcmAudio(resent, 16000, 1)
+    _detached(gateway)
+    second = stack.loop.run(converse(url, [resume, *audio_frames(rest), END_OF_AUDIO]))
+    assert second.close_code == 1000, second.errors()
+    assert second.messages[0].session.resumed
+    assert all(m.sequence > last for m in second.messages[1:])
+    finals = [
+        r
+        for m in first.messages + second.messages
+        if m.HasField("result")
+        for r in [m.result]
+        if r.is_final
+    ]
+    assert [r.segment_id for r in finals] == list(range(1, len(finals) + 1))
+    assert REFERENCE in normalize(" ".join(r.transcript for r in finals))
+
+
+async def _bridge_until_checkpoint(url: str, frames: list[bytes]) -> Conversation:
+    """Sends the config and audio until a checkpoint past 2 s comes back, then drops the
+    socket without ending the audio."""
+    messages = []
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, protocols=[JSON_PROTOCOL]) as socket,
+    ):
+        await socket.send_str(config_frame())
+        for frame in frames:
+            await socket.send_bytes(frame)
+            await asyncio.sleep(0.05)
+            while (message := await _poll(socket)) is not None:
+                messages.append(json_format.Parse(message, websocket_pb2.WebSocketResponse()))
+            if any(
+                m.HasField("checkpoint") and seconds(m.checkpoint.accounted_offset) > 2
+                for m in messages
+            ):
+                break
+    return Conversation(messages, None)
+
+
+async def _poll(socket) -> str | None:
+    try:
+        message = await socket.receive(timeout=0.001)
+    except TimeoutError:
+        return None
+    return message.data if message.type == aiohttp.WSMsgType.TEXT else None
