@@ -4,6 +4,7 @@ Chromium's fake microphone plays a speech WAV, so the page captures, resamples a
 it exactly as it would a person speaking; the test reads what the page shows.
 """
 
+import itertools
 import re
 import shutil
 import time
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from clients.tcp_proxy import CuttableProxy
 from clients.wer import normalize
 from dragoman.edge import Edge
 from dragoman.stack_settings import EdgeSettings
@@ -285,3 +287,102 @@ def test_a_deployment_with_tokens_takes_the_token_from_the_page_fragment(guarded
     page.click("#start")
     _wait(lambda: bool(_finals(page, "#captions")), 40, "a live final with the token")
     page.click("#stop")
+
+
+@pytest.fixture
+def cuttable_page(browser, edge, stack) -> Iterator[tuple[Page, CuttableProxy]]:
+    """The page reached through a TCP proxy in front of Envoy that the test can cut, as a
+    mobile network would: the browser's connections are reset, the gateway's session is
+    kept (for its `resume_grace_s`)."""
+    proxy = CuttableProxy(("127.0.0.1", edge.port))
+    stack.loop.run(proxy.start())
+    context = browser.new_context()
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page, proxy
+    finally:
+        context.close()
+        stack.loop.run(proxy.stop())
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+async def _cut(proxy: CuttableProxy) -> int:
+    return proxy.cut()
+
+
+CAPTIONED = SPOKEN.removeprefix("ask ")
+"""SPOKEN, less its first word: tiny.en hears "ask" as "s" in some runs, cut or not."""
+RECORD_STATES = """() => {
+    const status = document.getElementById("status");
+    const states = (window.liveStates = [status.dataset.state]);
+    new MutationObserver((records) => {
+        for (const record of [...records, { oldValue: status.dataset.state }]) {
+            if (states.at(-1) !== record.oldValue) states.push(record.oldValue);
+        }
+    }).observe(status, { attributeFilter: ["data-state"], attributeOldValue: true });
+}"""
+"""Records every state #status goes through, however briefly (test code, run in the page)."""
+
+
+def _start_and_cut_mid_speech(page: Page, proxy: CuttableProxy, stack) -> None:
+    page.evaluate(RECORD_STATES)
+    page.click("#start")
+    _wait(
+        lambda: bool(
+            "".join(page.locator("#captions .caption.interim .transcript").all_inner_texts())
+        ),
+        30,
+        "an interim caption (speech in progress)",
+    )
+    assert page.get_attribute("#status", "data-state") == "listening"
+    assert stack.loop.run(_cut(proxy)) >= 1, "the page's bridge connection went through the proxy"
+
+
+def test_a_dropped_connection_mid_speech_resumes_and_the_captions_complete(
+    cuttable_page, stack
+) -> None:
+    page, proxy = cuttable_page
+    page.goto(f"http://{proxy.address}/")
+    assert page.is_checked("#resume"), "resuming is on by default"
+    page.uncheck("input[name=target][value=pt]")
+    _start_and_cut_mid_speech(page, proxy, stack)
+    session = page.inner_text("#session")
+    seen: list[str] = []
+
+    def captioned() -> bool:
+        seen[:] = _finals(page, "#captions")
+        return CAPTIONED in normalize(" ".join(seen))
+
+    try:
+        _wait(captioned, 60, f"{CAPTIONED!r} after the connection was dropped")
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "live-captions-resumed.png"), full_page=True)
+    _wait(lambda: page.get_attribute("#status", "data-state") == "listening", 20, "listening again")
+    states = page.evaluate("window.liveStates")
+    assert "reconnecting" in states, f"the page showed that it was reconnecting: {states}"
+    assert "listening" in states[states.index("reconnecting") :], states
+    assert "error" not in states, f"a dropped connection is not an error: {states}"
+    assert page.inner_text("#session") == session, "the same session went on"
+    # The speech around the cut was captioned too, and no utterance twice.
+    assert "fellow americans" in normalize(" ".join(seen)).split(CAPTIONED)[0], seen
+    assert all(a != b for a, b in itertools.pairwise(seen)), f"a final repeats: {seen}"
+    segments = page.eval_on_selector_all(
+        "#captions .caption.final", "captions => captions.map(c => Number(c.dataset.segment))"
+    )
+    assert segments == sorted(set(segments)), f"segment ids go on in order: {segments}"
+
+    page.click("#stop")
+    _wait(lambda: page.get_attribute("#status", "data-state") == "stopped", 20, "the stop")
+
+
+def test_with_resuming_off_a_dropped_connection_is_an_error(cuttable_page, stack) -> None:
+    page, proxy = cuttable_page
+    page.goto(f"http://{proxy.address}/#resume=off")
+    assert not page.is_checked("#resume"), "the fragment turns resuming off"
+    _start_and_cut_mid_speech(page, proxy, stack)
+    _wait(lambda: page.get_attribute("#status", "data-state") == "error", 20, "the error")
+    assert "UNAVAILABLE" in page.inner_text("#status")
+    assert "reconnecting" not in page.evaluate("window.liveStates")

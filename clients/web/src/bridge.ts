@@ -9,6 +9,8 @@
 import { create, fromBinary, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type {
+  Checkpoint,
+  ResumeSessionSchema,
   SessionStarted,
   SpeechEvent,
   StreamingRecognitionConfigSchema,
@@ -39,17 +41,33 @@ export type BridgeOutcome =
   /** A gRPC status from the server, or a transport failure as UNAVAILABLE. */
   | { kind: "error"; status: string; message: string };
 
+/**
+ * What the server sent, with the response's `sequence`: it counts the
+ * session's responses from 1, across resumes (0 on `session`).
+ */
 export interface BridgeHandlers {
-  /** The socket is open and the config has been sent. */
+  /** The socket is open and the first message has been sent. */
   onOpen?(): void;
   onSession?(session: SessionStarted): void;
-  onSpeechEvent?(event: SpeechEvent): void;
-  onResult?(result: StreamingRecognitionResult): void;
+  onSpeechEvent?(event: SpeechEvent, sequence: bigint): void;
+  onResult?(result: StreamingRecognitionResult, sequence: bigint): void;
+  /** Where the results stand in the audio (resumable streams only). */
+  onCheckpoint?(checkpoint: Checkpoint, sequence: bigint): void;
   /** Called once, last. */
   onClose(outcome: BridgeOutcome): void;
 }
 
 export type StreamingConfigInit = MessageInitShape<typeof StreamingRecognitionConfigSchema>;
+export type ResumeInit = MessageInitShape<typeof ResumeSessionSchema>;
+
+/**
+ * The first message of a stream: a config starts a session, `resume`
+ * continues one whose connection was lost.
+ */
+export type OpeningRequest =
+  | { case: "streamingConfig"; value: StreamingConfigInit }
+  | { case: "resume"; value: ResumeInit };
+
 type RequestInit = MessageInitShape<typeof WebSocketRequestSchema>["request"];
 
 /** The bridge URL for a page at `location` (ws: or wss: to match the page). */
@@ -73,7 +91,7 @@ export class BridgeSession {
 
   constructor(
     url: string,
-    private readonly config: StreamingConfigInit,
+    private readonly opening: OpeningRequest,
     private readonly handlers: BridgeHandlers,
     token = "",
   ) {
@@ -153,8 +171,9 @@ export class BridgeSession {
   private handleOpen(): void {
     this.opened = true;
     if (this.aborted) return;
-    // The config must be the first frame; audio queued meanwhile follows it.
-    this.sendRequest({ case: "streamingConfig", value: this.config });
+    // The config (or resume) must be the first frame; audio queued meanwhile
+    // follows it.
+    this.sendRequest(this.opening);
     for (const chunk of this.pending) this.socket.send(chunk);
     this.pending = [];
     this.pendingBytes = 0;
@@ -173,16 +192,19 @@ export class BridgeSession {
       console.warn("dragoman: unreadable message from the bridge", err);
       return;
     }
-    const { response: payload } = response;
+    const { response: payload, sequence } = response;
     switch (payload.case) {
       case "session":
         this.handlers.onSession?.(payload.value);
         break;
       case "speechEvent":
-        this.handlers.onSpeechEvent?.(payload.value);
+        this.handlers.onSpeechEvent?.(payload.value, sequence);
         break;
       case "result":
-        this.handlers.onResult?.(payload.value);
+        this.handlers.onResult?.(payload.value, sequence);
+        break;
+      case "checkpoint":
+        this.handlers.onCheckpoint?.(payload.value, sequence);
         break;
       case "error":
         this.serverError = {

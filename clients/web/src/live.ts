@@ -3,7 +3,9 @@
  * interim and final results rendered as they come.
  *
  * States (on #status as data-state): idle -> connecting -> listening ->
- * closing -> stopped, or error from any of them.
+ * closing -> stopped, or error from any of them. With resuming on (the
+ * default), a lost connection goes to reconnecting, and back to listening (or
+ * closing) once the session has resumed; error only if it cannot.
  */
 import { AudioEncoding, SpeechEvent_SpeechEventType } from "../gen/dragoman/speech/v1/speech_pb";
 import { BridgeSession, type BridgeOutcome, type StreamingConfigInit } from "./bridge";
@@ -12,10 +14,18 @@ import { TARGET_RATE } from "./capture-protocol";
 import type { CaptionBoard } from "./captions";
 import { describeError } from "./errors";
 import type { LanguagePicker, Languages } from "./languages";
+import { MAX_RESUME_ATTEMPTS, ResumingStream } from "./resume";
 import { setStatus } from "./status";
 import { newTrace, withTraceparent } from "./tracing";
 
-export type LiveState = "idle" | "connecting" | "listening" | "closing" | "stopped" | "error";
+export type LiveState =
+  | "idle"
+  | "connecting"
+  | "listening"
+  | "reconnecting"
+  | "closing"
+  | "stopped"
+  | "error";
 
 /**
  * How long to wait, after `endOfAudio`, for the server's last final result
@@ -24,6 +34,8 @@ export type LiveState = "idle" | "connecting" | "listening" | "closing" | "stopp
  */
 const CLOSE_TIMEOUT_MS = 30_000;
 
+const CLOSING = "finishing the last utterance…";
+
 export interface LiveView {
   start: HTMLButtonElement;
   stop: HTMLButtonElement;
@@ -31,6 +43,8 @@ export interface LiveView {
   room: HTMLInputElement;
   /** The name the room's listeners see for this speaker ("Ana"). */
   speakerLabel: HTMLInputElement;
+  /** Checked: a dropped connection is resumed instead of ending the stream. */
+  resume: HTMLInputElement;
   status: HTMLElement;
   /** Session id and model, once the server names them. */
   session: HTMLElement;
@@ -44,7 +58,7 @@ export interface LiveView {
 
 /** One press of Start, until the stream has ended. */
 interface Run {
-  session: BridgeSession;
+  session: ResumingStream;
   capture: Capture | null;
   open: boolean;
   stopping: boolean;
@@ -77,25 +91,45 @@ export class LiveCaptions {
     this.view.session.textContent = "";
     this.setState("connecting", "connecting…");
 
+    // Every connection of the stream, resumed ones too, joins one trace.
     const trace = newTrace();
+    const url = withTraceparent(this.bridgeUrl, trace);
     let run: Run;
     try {
       run = this.run = {
-        session: new BridgeSession(withTraceparent(this.bridgeUrl, trace), config, {
-          onOpen: () => {
-            run.open = true;
-            this.showListening(run);
+        session: new ResumingStream(
+          (opening, handlers) => new BridgeSession(url, opening, handlers, this.token),
+          config,
+          {
+            onOpen: () => {
+              run.open = true;
+              this.showListening(run);
+            },
+            onSession: ({ sessionId, model }) => {
+              this.view.session.textContent = `model ${model} · session ${sessionId} · trace ${trace.traceId}`;
+            },
+            onSpeechEvent: ({ type }) => {
+              if (type === SpeechEvent_SpeechEventType.ACTIVITY_BEGIN) this.setActivity(true);
+              if (type === SpeechEvent_SpeechEventType.ACTIVITY_END) this.setActivity(false);
+            },
+            onResult: (result) => this.view.captions.show(String(result.segmentId), result),
+            // Not an error: the session is kept for the page, and the audio
+            // meanwhile is sent once it has resumed.
+            onReconnecting: (_error, _delayMs, attempt) => {
+              if (this.run !== run) return;
+              this.setActivity(false);
+              const tries = attempt > 1 ? ` (try ${attempt} of ${MAX_RESUME_ATTEMPTS})` : "";
+              this.setState("reconnecting", `connection lost; reconnecting…${tries}`);
+            },
+            onResumed: () => {
+              if (this.run !== run) return;
+              if (run.stopping) this.setState("closing", CLOSING);
+              else this.showListening(run);
+            },
+            onClose: (outcome) => this.finish(run, outcome),
           },
-          onSession: ({ sessionId, model }) => {
-            this.view.session.textContent = `model ${model} · session ${sessionId} · trace ${trace.traceId}`;
-          },
-          onSpeechEvent: ({ type }) => {
-            if (type === SpeechEvent_SpeechEventType.ACTIVITY_BEGIN) this.setActivity(true);
-            if (type === SpeechEvent_SpeechEventType.ACTIVITY_END) this.setActivity(false);
-          },
-          onResult: (result) => this.view.captions.show(String(result.segmentId), result),
-          onClose: (outcome) => this.finish(run, outcome),
-        }, this.token),
+          { resume: this.view.resume.checked },
+        ),
         capture: null,
         open: false,
         stopping: false,
@@ -107,7 +141,7 @@ export class LiveCaptions {
     }
     this.updateControls();
 
-    // Audio captured while the socket opens is queued by the session.
+    // Audio captured while the socket opens (or reopens) is held by the stream.
     try {
       const capture = await startCapture(this.workletUrl, (pcm) => run.session.sendAudio(pcm));
       if (this.run !== run || run.stopping) {
@@ -136,7 +170,7 @@ export class LiveCaptions {
       run.session.abort();
       return;
     }
-    this.setState("closing", "finishing the last utterance…");
+    if (!run.session.reconnecting) this.setState("closing", CLOSING);
     await run.capture?.stop(); // delivers the last partial chunk first
     if (this.run !== run) return; // the server ended the stream meanwhile
     run.session.endOfAudio();
@@ -162,14 +196,15 @@ export class LiveCaptions {
   }
 
   private showListening(run: Run): void {
-    if (this.run === run && run.open && run.capture && !run.stopping) {
+    if (this.run === run && run.open && run.capture && !run.stopping && !run.session.reconnecting) {
       this.setState("listening", "listening");
     }
   }
 
   private updateLanguages(languages: Languages): void {
     const run = this.run;
-    if (!run?.session.isOpen || run.stopping) return;
+    // Held while the stream connects or reconnects, and sent then.
+    if (!run || run.stopping) return;
     run.session.updateLanguages(languages.languageCode, languages.translationLanguageCodes);
     // Restart the highlight animation, so a second change flashes again.
     const hint = this.view.languagesHint;
@@ -212,6 +247,7 @@ export class LiveCaptions {
     this.view.finalize.disabled = !listening;
     this.view.room.disabled = run !== null;
     this.view.speakerLabel.disabled = run !== null;
+    this.view.resume.disabled = run !== null;
   }
 
   private setActivity(active: boolean): void {

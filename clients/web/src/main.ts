@@ -11,12 +11,16 @@ import { LanguagePicker } from "./languages";
 import { RoomListener } from "./listen";
 import { LiveCaptions } from "./live";
 import { setupFileRecognition } from "./recognize";
+import { resumeOffInFragment } from "./resume";
 import { createSpeechClient } from "./rpc";
 
 function main(): void {
   const languages = new LanguagePicker(byId("source", HTMLSelectElement), byId("targets", HTMLElement));
   const token = pageToken(location);
   const client = createSpeechClient(location.origin, token);
+  // On unless the fragment says `resume=off` (`/#resume=off`, `/#token=...&resume=off`).
+  const resume = byId("resume", HTMLInputElement);
+  resume.checked = !resumeOffInFragment(location.hash);
 
   new LiveCaptions(
     {
@@ -25,6 +29,7 @@ function main(): void {
       finalize: byId("finalize", HTMLButtonElement),
       room: byId("room", HTMLInputElement),
       speakerLabel: byId("speaker-label", HTMLInputElement),
+      resume,
       status: byId("status", HTMLElement),
       session: byId("session", HTMLElement),
       activity: byId("activity", HTMLElement),
