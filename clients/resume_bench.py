@@ -183,8 +183,8 @@ def _report(unbroken, broken, cuts: list[float], log: SendLog) -> None:
         if result.segment_id not in arrival:
             continue
         delay = at - arrival[result.segment_id]
-        start = result.start_offset.seconds + result.start_offset.nanos / 1e9
-        end = result.end_offset.seconds + result.end_offset.nanos / 1e9
+        start = result.start_offset.ToNanoseconds() / 1e9
+        end = result.end_offset.ToNanoseconds() / 1e9
         (straddling if any(start - 1 <= cut <= end + 1 for cut in cuts) else others).append(delay)
     print(f"  final arrival later than unbroken, straddling a drop: {_ms(straddling)}")
     print(f"  final arrival later than unbroken, others: {_ms(others)}")

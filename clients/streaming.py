@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
-from google.protobuf import duration_pb2
 
 from clients.audio_file import PcmAudio
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
@@ -154,8 +153,7 @@ async def stream_audio(
                     continue
                 state.last_sequence = max(state.last_sequence, response.sequence)
                 if response.HasField("checkpoint"):
-                    offset = response.checkpoint.accounted_offset
-                    state.accounted_s = offset.seconds + offset.nanos / 1e9
+                    state.accounted_s = response.checkpoint.accounted_offset.ToNanoseconds() / 1e9
                 yield time.monotonic(), response
             return
         except grpc.aio.AioRpcError as error:
@@ -167,14 +165,10 @@ async def stream_audio(
             state.attempts += 1
         first = speech_pb2.StreamingRecognizeRequest(
             resume=speech_pb2.ResumeSession(
-                resume_token=state.token,
-                last_sequence=state.last_sequence,
-                audio_offset=duration_pb2.Duration(
-                    seconds=int(state.accounted_s),
-                    nanos=round((state.accounted_s % 1) * 1e9),
-                ),
+                resume_token=state.token, last_sequence=state.last_sequence
             )
         )
+        first.resume.audio_offset.FromNanoseconds(round(state.accounted_s * 1e9))
 
 
 def _connection_lost(error: grpc.aio.AioRpcError) -> bool:

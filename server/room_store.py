@@ -171,12 +171,13 @@ class MemoryRoomStore:
         return len(self._rooms)
 
     def _room(self, name: str) -> _MemoryRoom:
+        """The room, made when first named; quiet rooms are dropped then, not on every
+        call."""
         now = time.monotonic()
-        for other in [n for n, r in self._rooms.items() if now - r.touched > self._ttl_s]:
-            if other != name:
-                del self._rooms[other]
         room = self._rooms.get(name)
         if room is None:
+            for quiet in [n for n, r in self._rooms.items() if now - r.touched > self._ttl_s]:
+                del self._rooms[quiet]
             room = self._rooms[name] = _MemoryRoom(finals=deque())
         room.touched = now
         return room

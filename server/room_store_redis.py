@@ -178,13 +178,15 @@ class RedisRoomStore:
         await self._call("unmark listened", lambda: self._redis.zrem(_key(room, "listeners"), key))
 
     async def listened(self, room: str) -> Listened:
-        async def fetch() -> list[bytes]:
-            return await self._redis.zrangebyscore(
-                _key(room, "listeners"), await self._now(), "+inf"
-            )
+        async def fetch() -> list[str]:
+            """Redis's clock and the keys with their expiry, in one round trip."""
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.time()
+                pipe.zrange(_key(room, "listeners"), 0, -1, withscores=True)
+                (now_s, now_us), keys = await pipe.execute()
+            return [key.decode() for key, until in keys if until > now_s + now_us / 1e6]
 
-        keys = await self._call("listened", fetch)
-        return listened([key.decode() for key in keys])
+        return listened(await self._call("listened", fetch))
 
     async def shared_translation(
         self, room: str, position: str, language: str, translate: Translate

@@ -12,7 +12,7 @@ from dragoman.auth import CAPTIONS, RECOGNIZE, Authenticator, Identity
 from dragoman.logs import session_id_var
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from server import config
-from server.durations import duration
+from server.durations import duration, seconds
 from server.errors import (
     DrainingError,
     GatewayError,
@@ -153,7 +153,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             if first.HasField("resume"):
                 resume = first.resume
                 session = self._sessions.find(resume.resume_token)
-                offset_s = resume.audio_offset.seconds + resume.audio_offset.nanos / 1e9
+                offset_s = seconds(resume.audio_offset)
                 session.check_resume(caller.subject, resume.last_sequence, offset_s)
                 session_id_var.set(session.session_id)
                 logger.info(

@@ -94,6 +94,7 @@ class Session:
         self.session_id = session_id
         self.subject = subject
         self.token = secrets.token_urlsafe(24)
+        self.key = token_key(self.token)
         self.stream = stream
         self._sample_rate_hz = sample_rate_hz
         self._frame_bytes = frame_bytes
@@ -121,10 +122,6 @@ class Session:
     @property
     def resumable(self) -> bool:
         return self._policy.grace_s > 0
-
-    @property
-    def key(self) -> str:
-        return token_key(self.token)
 
     @property
     def last_sequence(self) -> int:
