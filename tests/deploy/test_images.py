@@ -194,10 +194,12 @@ def copy_build_context(destination: Path) -> None:
 
 @dataclass(frozen=True)
 class Image:
-    """One image's install, made outside Docker: `root` stands for /opt/dragoman, and
-    `environment` is its runtime ENV, on loopback instead of every address."""
+    """One image's install, made outside Docker: `root` stands for /opt/dragoman, `context`
+    is the build context it was installed from, and `environment` is its runtime ENV, on
+    loopback instead of every address."""
 
     root: Path
+    context: Path
     environment: dict[str, str]
 
     @property
@@ -205,23 +207,17 @@ class Image:
         return self.root / "venv" / "bin"
 
 
-@dataclass(frozen=True)
-class Images:
-    context: Path
-    built: dict[str, Image]
-
-
 def on_host(value: str, root: Path) -> str:
     return value.replace(IMAGE_PREFIX, str(root))
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Images:
-    """Every image's install step, run concurrently from a copy of the build context; images
-    whose steps are the same (the CUDA and CPU STT images) share one install."""
+def images(tmp_path_factory) -> dict[str, Image]:
+    """Every image's install step, run concurrently, each from its own copy of the build
+    context as `docker build` gives each image (pip builds in the source tree, so installs
+    sharing one tree collide); images whose steps are the same (the CUDA and CPU STT images)
+    share one install."""
     base = tmp_path_factory.mktemp("images")
-    context = base / "context"
-    copy_build_context(context)
     steps = {dockerfile.stem: install_step(dockerfile) for dockerfile in DOCKERFILES}
     first_with_step: dict[tuple, str] = {}
     for name, step in steps.items():
@@ -231,6 +227,8 @@ def images(tmp_path_factory) -> Images:
         step = steps[name]
         root = base / name
         root.mkdir()
+        context = base / "contexts" / name
+        copy_build_context(context)
         log = (root / "install.log").open("w+")
         script = context / "deploy" / "docker" / "install.sh"
         build_environment = {key: on_host(value, root) for key, value in step.environment.items()}
@@ -254,15 +252,17 @@ def images(tmp_path_factory) -> Images:
     assert not failures, "\n".join(failures)
     built = {}
     for dockerfile in DOCKERFILES:
-        root = base / first_with_step[steps[dockerfile.stem].key]
+        name = first_with_step[steps[dockerfile.stem].key]
+        root = base / name
         built[dockerfile.stem] = Image(
             root,
+            base / "contexts" / name,
             {
                 key: "127.0.0.1" if key.endswith("_HOST") else on_host(value, root)
                 for key, value in runtime_environment(dockerfile).items()
             },
         )
-    return Images(context, built)
+    return built
 
 
 def isolated(environment: dict[str, str]) -> dict[str, str]:
@@ -277,11 +277,11 @@ def isolated(environment: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("image", ["gateway", "stt-cpu", "stt"])
-def test_gateway_and_stt_images_carry_no_torch(images: Images, image: str) -> None:
-    python = images.built[image].bin / "python"
+def test_gateway_and_stt_images_carry_no_torch(images: dict[str, Image], image: str) -> None:
+    python = images[image].bin / "python"
     result = subprocess.run(
         [python, "-c", "import importlib.util; print(importlib.util.find_spec('torch'))"],
-        cwd=images.built[image].root,
+        cwd=images[image].root,
         capture_output=True,
         text=True,
         check=True,
@@ -302,7 +302,7 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
 @dataclass
 class Running:
     ports: dict[str, int]
-    images: Images
+    images: dict[str, Image]
     home: Path
     installed_files: dict[str, tuple[int, int]]
     logs: Path
@@ -349,7 +349,7 @@ class Started:
             log.close()
 
 
-def render_edge_config(images: Images, ports: dict[str, int], path: Path) -> None:
+def render_edge_config(images: dict[str, Image], ports: dict[str, int], path: Path) -> None:
     """As the edge image's config stage does, with loopback addresses instead of names."""
     addresses = {
         "--listen": f"127.0.0.1:{ports['envoy']}",
@@ -358,8 +358,8 @@ def render_edge_config(images: Images, ports: dict[str, int], path: Path) -> Non
         "--admin-port": "0",
     }
     result = subprocess.run(
-        [images.built["edge"].bin / "dragoman", "envoy-config", *chain(*addresses.items())],
-        env=isolated({"PYTHONPATH": str(images.context)}),
+        [images["edge"].bin / "dragoman", "envoy-config", *chain(*addresses.items())],
+        env=isolated({"PYTHONPATH": str(images["edge"].context)}),
         cwd=path.parent,
         capture_output=True,
         text=True,
@@ -393,13 +393,13 @@ def live(url: str) -> Callable[[], bool]:
 
 
 @pytest.fixture(scope="module")
-def running(images: Images, tmp_path_factory) -> Iterator[Running]:
+def running(images: dict[str, Image], tmp_path_factory) -> Iterator[Running]:
     """The services as compose runs them, each from its own image's environment and ENV."""
     names = ("gateway", "gateway_http", "stt", "translate", "envoy")
     ports = {name: free_port() for name in names}
     logs = tmp_path_factory.mktemp("logs")
     home = tmp_path_factory.mktemp("home")
-    gateway, stt, translate = (images.built[n] for n in ("gateway", "stt-cpu", "translate"))
+    gateway, stt, translate = (images[n] for n in ("gateway", "stt-cpu", "translate"))
     web_root = Path(gateway.environment["DRAGOMAN_GATEWAY_WEB_ROOT"])
     web_root.mkdir()
     (web_root / "index.html").write_text(PAGE)
@@ -448,7 +448,7 @@ def running(images: Images, tmp_path_factory) -> Iterator[Running]:
         render_edge_config(images, ports, config)
         started.start(
             "envoy",
-            [str(images.built["edge"].bin / "envoy"), "-c", str(config), "--disable-hot-restart"],
+            [str(images["edge"].bin / "envoy"), "-c", str(config), "--disable-hot-restart"],
             common,
         )
         started.wait_until("envoy", live(f"http://127.0.0.1:{ports['envoy']}/healthz"), 60)
@@ -481,7 +481,7 @@ def test_composes_health_check_passes_in_each_image(
     program, *arguments = compose_healthcheck(service)
     assert program == "dragoman"
     assert SERVICES[checked].health_name in arguments
-    command = [str(running.images.built[image].bin / program)] + [
+    command = [str(running.images[image].bin / program)] + [
         re.sub(r"^127\.0\.0\.1:\d+$", f"127.0.0.1:{running.ports[checked]}", argument)
         for argument in arguments
     ]
@@ -527,6 +527,6 @@ def test_the_page_comes_from_the_web_root_the_image_sets(running: Running) -> No
 def test_the_services_write_nothing_to_their_image(running: Running) -> None:
     """Containers run with a read-only root filesystem: the models were joined at build
     time and nothing is cached at start. Kept last so that it sees a recognition too."""
-    after = snapshot(*(running.images.built[n].root for n in ("gateway", "stt-cpu", "translate")))
+    after = snapshot(*(running.images[n].root for n in ("gateway", "stt-cpu", "translate")))
     assert after == running.installed_files
     assert not list(running.home.rglob("*")), "a service wrote to its home directory"
