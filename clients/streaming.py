@@ -21,9 +21,10 @@ from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 CHUNK_MS = 100
 RESUMABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION)
 """A lost connection, or a session the server has not yet seen detached."""
-LOCAL_SEND_FAILURE = "Internal error from Core"
-"""What grpc.aio reports as INTERNAL when the connection breaks while a message is being
-sent: the client's own failure, not the server's (whose INTERNAL says more)."""
+TRANSPORT_FAILURES = ("Internal error from Core", "Stream removed")
+"""How grpc.aio's INTERNAL begins when the connection broke while a message was being sent,
+or a proxy reset the stream (Envoy, when the gateway behind it died): failures of the
+transport, not answers of the server (whose INTERNAL says more)."""
 RESUME_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
 MAX_RESUME_ATTEMPTS = 8
@@ -78,6 +79,8 @@ class _Resumption:
     last_sequence: int = 0
     accounted_s: float = 0.0
     attempts: int = 0
+    elsewhere: bool = False
+    """The gateway handed the session over: resume at once, without backoff."""
 
 
 async def _requests(
@@ -120,7 +123,8 @@ async def stream_audio(
 ) -> AsyncIterator[tuple[float, speech_pb2.StreamingRecognizeResponse]]:
     """Yields (arrival time, response) until the server closes the stream.
 
-    When the connection breaks (UNAVAILABLE), the session is resumed with backoff: the
+    When the connection breaks (UNAVAILABLE), the session is resumed with backoff (at
+    once when the gateway said it handed the session over, as one that shuts down does): the
     audio from the last checkpoint is sent again and the responses the server sends
     again are skipped, so the caller sees one unbroken stream. `resume=False` raises
     instead. The audio is a file, so it is at hand to resend from any offset.
@@ -154,6 +158,7 @@ async def stream_audio(
                 state.last_sequence = max(state.last_sequence, response.sequence)
                 if response.HasField("checkpoint"):
                     state.accounted_s = response.checkpoint.accounted_offset.ToNanoseconds() / 1e9
+                    state.elsewhere = response.checkpoint.resume_elsewhere
                 yield time.monotonic(), response
             return
         except grpc.aio.AioRpcError as error:
@@ -161,7 +166,9 @@ async def stream_audio(
                 raise
             if state.attempts >= MAX_RESUME_ATTEMPTS:
                 raise
-            await asyncio.sleep(min(RESUME_BACKOFF_S * 2**state.attempts, MAX_BACKOFF_S))
+            if not state.elsewhere:
+                await asyncio.sleep(min(RESUME_BACKOFF_S * 2**state.attempts, MAX_BACKOFF_S))
+            state.elsewhere = False
             state.attempts += 1
         first = speech_pb2.StreamingRecognizeRequest(
             resume=speech_pb2.ResumeSession(
@@ -173,5 +180,6 @@ async def stream_audio(
 
 def _connection_lost(error: grpc.aio.AioRpcError) -> bool:
     return error.code() in RESUMABLE or (
-        error.code() == grpc.StatusCode.INTERNAL and error.details() == LOCAL_SEND_FAILURE
+        error.code() == grpc.StatusCode.INTERNAL
+        and (error.details() or "").startswith(TRANSPORT_FAILURES)
     )

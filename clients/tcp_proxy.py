@@ -6,10 +6,11 @@ import contextlib
 
 
 class CuttableProxy:
-    """Forwards every connection to `upstream`; `cut()` resets them all at once."""
+    """Forwards every connection to `upstream` (which may be changed, as a balancer
+    picks another backend); `cut()` resets them all at once."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
-        self._upstream = upstream
+        self.upstream = upstream
         self._server: asyncio.Server | None = None
         self._connections: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self.cuts = 0
@@ -24,7 +25,7 @@ class CuttableProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self.upstream)
         pair = (writer, upstream_writer)
         self._connections.add(pair)
         try:

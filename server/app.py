@@ -18,6 +18,7 @@ from server.room_store import MemoryRoomStore, RoomStore
 from server.room_store_redis import RedisRoomStore
 from server.rooms import CaptionRooms
 from server.service import SpeechServicer
+from server.session_store import RedisSessionStore
 from server.sessions import ResumePolicy, SessionRegistry
 from server.settings import GatewaySettings
 from server.stream import StreamTuning
@@ -103,7 +104,15 @@ class GatewayApp:
                 max_responses=settings.resume_max_responses,
                 check_s=settings.resume_check_s,
                 max_resumes=settings.resume_max_per_minute,
+            ),
+            RedisSessionStore(
+                settings.redis_url,
+                grace_s=settings.resume_grace_s,
+                max_responses=settings.resume_max_responses,
+                timeout_s=settings.redis_timeout_s,
             )
+            if settings.redis_url and settings.resume_grace_s > 0
+            else None,
         )
         self.servicer = SpeechServicer(
             settings,
@@ -154,6 +163,8 @@ class GatewayApp:
         self.stt.connect()
         if self.translate is not None:
             self.translate.connect()
+        if self.sessions.store is not None:
+            self.sessions.store.start()
         catalog = await self._wait_for_stt()
         logger.info(
             "gateway listening on %s:%d (gRPC) and %s (WebSocket, page), STT at %s serving %s, "
@@ -185,11 +196,16 @@ class GatewayApp:
             waited_s += STT_POLL_S
 
     async def stop(self) -> None:
-        """Drains: NOT_SERVING at once, open streams end after their current utterance's
-        final result, and whatever is left when the grace period is over is cancelled."""
+        """Drains: NOT_SERVING at once. With a session store, every session is handed over
+        to be resumed on another gateway; other streams end after their current
+        utterance's final result; whatever is left when the grace period is over is
+        cancelled."""
         self.servicer.drain(self.settings.drain_grace_s)
+        await self.sessions.hand_over()
         await asyncio.gather(self.host.stop(self.settings.drain_grace_s), self.web.stop())
         await self.sessions.close()
+        if self.sessions.store is not None:
+            await self.sessions.store.close()
         await self.rooms.close()
         await self.stt.close()
         if self.translate is not None:

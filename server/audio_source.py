@@ -13,7 +13,14 @@ import numpy as np
 
 from server.audio import SAMPLE_RATE_HZ, make_decoder
 from server.config import StreamOptions
-from server.segmenter import EndReason, Event, Segmenter, SpeechState
+from server.segmenter import (
+    STREAM_START,
+    EndReason,
+    Event,
+    Segmenter,
+    SpeechState,
+    StreamPosition,
+)
 from server.vad import DualVad, SileroModel
 
 
@@ -26,10 +33,14 @@ class AudioSource:
         vad_model: SileroModel,
         on_events: Callable[[list[Event]], None],
         on_audio: Callable[[float], None] = lambda seconds: None,
+        start: StreamPosition = STREAM_START,
     ) -> None:
-        """`on_audio` counts the seconds of audio each chunk carried."""
+        """`on_audio` counts the seconds of audio each chunk carried; `start` is where in
+        the stream the first chunk is."""
         self._decoder = make_decoder(options.encoding, options.sample_rate_hz, options.channels)
-        self._segmenter = Segmenter(DualVad(vad_model, options.vad), options.segmenter)
+        self._segmenter = Segmenter(
+            DualVad(vad_model, options.vad, origin=start.sample), options.segmenter, start
+        )
         self._on_events = on_events
         self._on_audio = on_audio
         self.audio_seconds = 0.0
@@ -54,10 +65,11 @@ class AudioSource:
         return self._segmenter.stream_time_s
 
     @property
-    def kept_since_s(self) -> float:
-        """Stream time of the oldest audio the segmenter still holds (the utterance in
-        progress, or the pre-speech buffer): what a rebuilt pipeline would need again."""
-        return self._segmenter.kept_since_sample / SAMPLE_RATE_HZ
+    def kept_since(self) -> StreamPosition:
+        """The oldest audio the segmenter still holds (the utterance in progress, or the
+        pre-speech buffer) and the id of the next utterance: where a rebuilt pipeline
+        would start, if no final were pending."""
+        return StreamPosition(self._segmenter.kept_since_sample, self._segmenter.segment_id)
 
     def utterance_so_far(self) -> tuple[np.ndarray, float] | None:
         """(audio, stream time of its start) of the utterance in progress."""

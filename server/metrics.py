@@ -27,6 +27,13 @@ class GatewayMetrics:
             ["transport", "code"],
             registry=registry,
         )
+        self.resumes = Counter(
+            f"{prefix}_resumes",
+            "Sessions resumed: on the gateway that held them (held), or rebuilt here from "
+            "the session store (rebuilt)",
+            ["kind"],
+            registry=registry,
+        )
         self.audio_seconds = Counter(
             f"{prefix}_audio_seconds", "Audio received, in seconds", registry=registry
         )

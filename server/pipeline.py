@@ -28,6 +28,7 @@ from server.segmenter import (
     SpeechEnded,
     SpeechStarted,
     SpeechState,
+    StreamPosition,
     UtteranceEnded,
 )
 from server.transcriber import Call, Purpose, Transcriber, Transcript
@@ -168,12 +169,13 @@ class RecognitionPipeline:
         self._wake.set()
 
     @property
-    def unfinished_since_s(self) -> float | None:
-        """Stream time of the first audio of the earliest ended utterance whose final is not
-        out yet; None when every final is out."""
-        waiting = [*self._finals, self._final_in_flight]
-        starts = [p.utterance.audio_start_s for p in waiting if p is not None]
-        return min(starts) if starts else None
+    def earliest_unfinished(self) -> StreamPosition | None:
+        """The first audio and segment id of the earliest ended utterance whose final is
+        not out yet; None when every final is out."""
+        waiting = [p.utterance for p in [*self._finals, self._final_in_flight] if p is not None]
+        if not waiting:
+            return None
+        return min(waiting, key=lambda utterance: utterance.segment_id).start
 
     # The loop.
 

@@ -19,11 +19,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import redis.asyncio as redis
 from redis.exceptions import RedisError, ResponseError
 
 from dragoman.speech.v1 import speech_pb2
 from server.errors import GatewayError
+from server.redis_client import pooled_client
 from server.room_store import (
     INTERIMS_KEPT,
     START,
@@ -69,8 +69,8 @@ class RedisRoomStore:
         self._ttl_s = int(ttl_s)
         self._read_wait_ms = int(read_wait_s * 1000)
         self._translate_timeout_s = translate_timeout_s
-        self._redis = _client(url, COMMAND_CONNECTIONS, timeout_s, timeout_s)
-        self._reads = _client(url, READ_CONNECTIONS, timeout_s, timeout_s + read_wait_s)
+        self._redis = pooled_client(url, COMMAND_CONNECTIONS, timeout_s, timeout_s)
+        self._reads = pooled_client(url, READ_CONNECTIONS, timeout_s, timeout_s + read_wait_s)
 
     async def _call(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -230,19 +230,6 @@ class RedisRoomStore:
     async def close(self) -> None:
         await self._redis.aclose()
         await self._reads.aclose()
-
-
-def _client(url: str, connections: int, timeout_s: float, socket_timeout_s: float) -> redis.Redis:
-    """A client whose pool waits up to `timeout_s` for a free connection, rather than
-    failing at once when they are all in use."""
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=connections,
-        timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        socket_timeout=socket_timeout_s,
-    )
-    return redis.Redis.from_pool(pool)
 
 
 def _last(entries: list[Any]) -> str:

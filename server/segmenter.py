@@ -100,6 +100,23 @@ class SegmenterOptions:
 
 
 @dataclass(frozen=True)
+class StreamPosition:
+    """Where a segmenter starts: the stream sample of its first audio and the id of the
+    first utterance it finds. A fresh stream starts at (0, 1); a session resumed on another
+    gateway starts at its last checkpoint."""
+
+    sample: int = 0
+    segment_id: int = 1
+
+    @property
+    def offset_s(self) -> float:
+        return self.sample / SAMPLE_RATE_HZ
+
+
+STREAM_START = StreamPosition()
+
+
+@dataclass(frozen=True)
 class SpeechStarted:
     segment_id: int
     speech_start_s: float
@@ -125,6 +142,11 @@ class UtteranceEnded:
     speech_end_s: float
     reason: EndReason
 
+    @property
+    def start(self) -> StreamPosition:
+        """Where a pipeline that recognizes this utterance again would start."""
+        return StreamPosition(round(self.audio_start_s * SAMPLE_RATE_HZ), self.segment_id)
+
 
 Event = SpeechStarted | SpeechEnded | UtteranceEnded
 
@@ -136,11 +158,11 @@ class _SampleBuffer:
     its own length rather than the buffer's, and capacity stays within twice the live audio.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, start_sample: int) -> None:
         self._data = np.zeros(SAMPLE_RATE_HZ, dtype=np.float32)
         self._offset = 0
         self._size = 0
-        self.start_sample = 0
+        self.start_sample = start_sample
 
     def __len__(self) -> int:
         return self._size
@@ -177,7 +199,10 @@ class _SampleBuffer:
 class Segmenter:
     """Turns one stream's audio into speech events and utterances."""
 
-    def __init__(self, vad: DualVad, options: SegmenterOptions) -> None:
+    def __init__(
+        self, vad: DualVad, options: SegmenterOptions, start: StreamPosition = STREAM_START
+    ) -> None:
+        """`vad` must have its origin at `start.sample`."""
         self.options = options
         self._vad = vad
         self._start_threshold = vad.options.speech_threshold
@@ -192,17 +217,17 @@ class Segmenter:
         self._min_speech_samples = round(options.min_speech_s * SAMPLE_RATE_HZ)
         self._trailing_samples = round(TRAILING_SILENCE_S * SAMPLE_RATE_HZ)
         self._cut_search_samples = round(min(CUT_SEARCH_S, forced_s / 2) * SAMPLE_RATE_HZ)
-        self._audio = _SampleBuffer()
+        self._audio = _SampleBuffer(start.sample)
         self._state = SpeechState.INACTIVE
-        self._segment_id = 1
+        self._segment_id = start.segment_id
         # Audio before this sample went out with an earlier utterance and is never reused.
-        self._floor = 0
+        self._floor = start.sample
         self._candidate_start: int | None = None
         self._candidate_speech = 0
         self._candidate_misses = 0
-        self._audio_start = 0
-        self._speech_start = 0
-        self._speech_end = 0
+        self._audio_start = start.sample
+        self._speech_start = start.sample
+        self._speech_end = start.sample
         self._recent: deque[tuple[int, float]] = deque()
 
     @property

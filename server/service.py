@@ -1,6 +1,7 @@
 """The public SpeechService: translates between the wire and recognition streams."""
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -23,6 +24,7 @@ from server.errors import (
 from server.metrics import GatewayMetrics
 from server.room_publisher import RoomPublisher
 from server.rooms import CaptionRooms
+from server.segmenter import STREAM_START, StreamPosition
 from server.sessions import Session, SessionRegistry
 from server.settings import GatewaySettings
 from server.stream import RecognitionStream, StreamTuning
@@ -67,15 +69,22 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         self._drain_cut_s: float | None = None
 
     def drain(self, grace_s: float) -> None:
-        """Refuses new streams and ends every open one at its next pause.
+        """Refuses new streams and ends every open one at its next pause; streams whose
+        sessions are handed over to another gateway (`SessionRegistry.hand_over`) are not
+        waited for.
 
         An utterance in progress may go on for half the grace period; the other half is
         left for its final transcription and translation, so that what was said is
         delivered before the server stops.
         """
         self._drain_cut_s = grace_s / 2
+        handed_over = (
+            {session.stream for session in self._sessions if session.resumable}
+            if self._sessions.store is not None
+            else set()
+        )
         logger.info("draining %d streams", len(self._streams))
-        for stream in self._streams:
+        for stream in self._streams - handed_over:
             stream.drain(
                 self._drain_cut_s,
                 DrainingError(
@@ -91,6 +100,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         *,
         live: bool = True,
         room: RoomPublisher | None = None,
+        start: StreamPosition = STREAM_START,
     ) -> RecognitionStream:
         if self._drain_cut_s is not None:
             raise DrainingError("the gateway is shutting down; retry on another replica")
@@ -112,6 +122,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             metrics=self.metrics,
             live=live,
             room=room,
+            start=start,
         )
 
     async def recognize_stream(
@@ -151,18 +162,9 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
                     f"{kind or 'nothing'}"
                 )
             if first.HasField("resume"):
-                resume = first.resume
-                session = self._sessions.find(resume.resume_token)
-                offset_s = seconds(resume.audio_offset)
-                session.check_resume(caller.subject, resume.last_sequence, offset_s)
-                session_id_var.set(session.session_id)
-                logger.info(
-                    "session resumed after response %d from audio %.3f s, peer %s",
-                    resume.last_sequence,
-                    offset_s,
-                    peer,
-                )
-                last_sequence = resume.last_sequence
+                session = await self._resume(first.resume, caller, peer)
+                last_sequence = first.resume.last_sequence
+                offset_s = seconds(first.resume.audio_offset)
             else:
                 session = await self._start(first.streaming_config, session_id, peer, caller)
                 last_sequence, offset_s = 0, 0.0
@@ -198,32 +200,8 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         peer: str,
         caller: Identity,
     ) -> Session:
-        if not streaming.HasField("config"):
-            raise InvalidRequestError("streaming_config.config is required")
-        options = config.parse(
-            streaming.config,
-            streaming.voice_activity,
-            self._settings,
-            interim_results=streaming.interim_results,
-            single_utterance=streaming.single_utterance,
-            speech_events=streaming.enable_speech_events,
-            translate_interim=streaming.translate_interim_results,
-            caption_room=streaming.caption_room,
-            speaker_label=streaming.speaker_label,
-        )
-        room: RoomPublisher | None = None
-        if options.caption_room:
-            _check_room_access(caller, options.caption_room)
-            room = self.rooms.publisher(
-                options.caption_room,
-                speech_pb2.Speaker(id=session_id, label=options.speaker_label or caller.subject),
-            )
-        try:
-            stream = await self._open(options, session_id, room=room)
-        except BaseException:
-            if room is not None:
-                await room.close(0)
-            raise
+        options = self._options(streaming)
+        stream = await self._open_stream(options, session_id, caller)
         logger.info(
             "stream started: %s at %d Hz x%d, language %s, model %s, room %s, peer %s",
             options.encoding,
@@ -234,16 +212,99 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
             options.caption_room or "none",
             peer,
         )
-        self._streams.add(stream)
-        linear = options.encoding == "LINEAR16"
-        return self._sessions.start(
+        return await self._sessions.start(
             session_id,
             caller.subject,
             stream,
+            streaming,
             sample_rate_hz=options.sample_rate_hz,
             frame_bytes=2 * options.channels,
-            resumable=linear and self._settings.resume_grace_s > 0,
+            resumable=options.encoding == "LINEAR16" and self._settings.resume_grace_s > 0,
         )
+
+    async def _resume(
+        self, resume: speech_pb2.ResumeSession, caller: Identity, peer: str
+    ) -> Session:
+        """This gateway's own session, or one rebuilt here from the session store."""
+        offset_s = seconds(resume.audio_offset)
+        found = await self._sessions.find(resume.resume_token, caller.subject)
+        if isinstance(found, Session):
+            found.check_resume(caller.subject, resume.last_sequence, offset_s)
+            await self._sessions.claim(found)
+            session = found
+        else:
+            options = dataclasses.replace(
+                self._options(found.config),
+                language_code=found.spoken,
+                translation_targets=found.targets,
+            )
+            stream = await self._open_stream(options, found.session_id, caller, found.point)
+            try:
+                session = await self._sessions.restore(
+                    found,
+                    resume.resume_token,
+                    stream,
+                    last_sequence=resume.last_sequence,
+                    audio_offset_s=offset_s,
+                    sample_rate_hz=options.sample_rate_hz,
+                    frame_bytes=2 * options.channels,
+                )
+            except BaseException:
+                await self._close_stream(stream)
+                raise
+        session_id_var.set(session.session_id)
+        self.metrics.resumes.labels("held" if session is found else "rebuilt").inc()
+        logger.info(
+            "session resumed after response %d from audio %.3f s%s, peer %s",
+            resume.last_sequence,
+            offset_s,
+            "" if session is found else f", rebuilt here from {found.point.offset_s:.3f} s",
+            peer,
+        )
+        return session
+
+    def _options(self, streaming: speech_pb2.StreamingRecognitionConfig) -> config.StreamOptions:
+        if not streaming.HasField("config"):
+            raise InvalidRequestError("streaming_config.config is required")
+        return config.parse(
+            streaming.config,
+            streaming.voice_activity,
+            self._settings,
+            interim_results=streaming.interim_results,
+            single_utterance=streaming.single_utterance,
+            speech_events=streaming.enable_speech_events,
+            translate_interim=streaming.translate_interim_results,
+            caption_room=streaming.caption_room,
+            speaker_label=streaming.speaker_label,
+        )
+
+    async def _open_stream(
+        self,
+        options: config.StreamOptions,
+        session_id: str,
+        caller: Identity,
+        start: StreamPosition = STREAM_START,
+    ) -> RecognitionStream:
+        room: RoomPublisher | None = None
+        if options.caption_room:
+            _check_room_access(caller, options.caption_room)
+            room = self.rooms.publisher(
+                options.caption_room,
+                speech_pb2.Speaker(id=session_id, label=options.speaker_label or caller.subject),
+            )
+        try:
+            stream = await self._open(options, session_id, room=room, start=start)
+        except BaseException:
+            if room is not None:
+                await room.close(0)
+            raise
+        self._streams.add(stream)
+        return stream
+
+    async def _close_stream(self, stream: RecognitionStream) -> None:
+        self._streams.discard(stream)
+        if stream.room is not None:
+            await stream.room.close(0)
 
     def _session_ended(self, session: Session) -> None:
         self._streams.discard(session.stream)

@@ -8,6 +8,12 @@ responses it missed, then goes on feeding audio; the audio it resends that the s
 has already received is compared with what was received (the last `check_s` of it) and
 skipped, so nothing is recognized twice and segment ids and offsets simply continue.
 
+With a session store (Redis), the session is also written there after each batch of
+responses, before any of them is sent: a resume that lands on another gateway, or follows
+a killed one, finds the responses the client may lack and the last checkpoint, and
+rebuilds the pipeline there from the resent audio. A gateway that shuts down hands its
+sessions over that way: a last checkpoint tells each client to resume elsewhere at once.
+
 Only LINEAR16 streams resume: their bytes map to stream time exactly.
 """
 
@@ -24,8 +30,17 @@ from dataclasses import dataclass
 import grpc
 
 from dragoman.speech.v1 import speech_pb2
+from server.audio import SAMPLE_RATE_HZ
 from server.durations import duration
-from server.errors import ClientGoneError, GatewayError, InvalidRequestError
+from server.errors import ClientGoneError, DrainingError, GatewayError, InvalidRequestError
+from server.segmenter import STREAM_START
+from server.session_store import (
+    HEARTBEAT_S,
+    RedisSessionStore,
+    SessionRecord,
+    SessionState,
+    SessionStoreUnavailableError,
+)
 from server.stream import RecognitionStream
 
 logger = logging.getLogger(__name__)
@@ -61,6 +76,12 @@ class SessionFloodError(GatewayError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class SessionMovedError(GatewayError):
+    """Another connection resumed the session on another gateway."""
+
+    code = grpc.StatusCode.ABORTED
+
+
 @dataclass(frozen=True)
 class ResumePolicy:
     grace_s: float
@@ -86,38 +107,59 @@ class Session:
         subject: str,
         stream: RecognitionStream,
         *,
+        token: str,
         sample_rate_hz: int,
         frame_bytes: int,
         policy: ResumePolicy,
         on_end: Callable[["Session"], None],
+        store: RedisSessionStore | None = None,
+        epoch: int = 0,
+        restored: SessionRecord | None = None,
     ) -> None:
+        """With `store`, the session is written there under `epoch`; a session `restored`
+        from it continues that record's sequence and outbox from its checkpoint."""
         self.session_id = session_id
         self.subject = subject
-        self.token = secrets.token_urlsafe(24)
-        self.key = token_key(self.token)
+        self.token = token
+        self.key = token_key(token)
         self.stream = stream
         self._sample_rate_hz = sample_rate_hz
         self._frame_bytes = frame_bytes
         self._bytes_per_s = sample_rate_hz * frame_bytes
         self._policy = policy
         self._on_end = on_end
-        self._outbox: deque[Response] = deque()
-        self._sequence = 0
+        self._store = store
+        self.epoch = epoch
+        self._outbox: deque[Response] = deque(restored.outbox if restored else ())
+        self._sequence = restored.sequence if restored else 0
+        self._written = self._sequence
+        """The last sequence written to the store: only those are sent."""
         self._sent = 0
         """The last sequence yielded to a connection."""
-        self._checkpointed_s = 0.0
+        self._point = restored.point if restored else STREAM_START
+        """The last checkpoint's resume point."""
+        self._checkpointed_s = self._point.offset_s
         self._input: asyncio.Queue[Request | None] = asyncio.Queue(INPUT_QUEUE)
         self._received = bytearray()
         """The last `check_s` of received audio bytes."""
-        self.received_bytes = 0
+        self.received_bytes = self._offset_bytes(self._checkpointed_s)
         self._changed = asyncio.Event()
+        self._dirty = asyncio.Event()
         self._end: GatewayError | _End | None = None
         self._input_ended = False
         self.attached = False
+        self.handed_over = False
+        """The session left this gateway (handed over, or claimed by another): its record
+        in the store is no longer this gateway's to delete."""
         self._resumes: deque[float] = deque()
         self._grace: asyncio.TimerHandle | None = None
         self._reported = False
         self._task = asyncio.create_task(self._run(), name=f"session {session_id} run")
+        self._mirror = (
+            asyncio.create_task(self._write(store), name=f"session {session_id} write")
+            if store is not None and self.resumable
+            else None
+        )
 
     @property
     def resumable(self) -> bool:
@@ -141,7 +183,7 @@ class Session:
         except GatewayError as error:
             self._end = error
         except asyncio.CancelledError:
-            self._end = ClientGoneError("the session was given up")
+            self._end = self._end or ClientGoneError("the session was given up")
             raise
         except Exception:
             logger.exception("session failed on an unexpected error")
@@ -156,6 +198,8 @@ class Session:
     def _report_end(self) -> None:
         if not self._reported:
             self._reported = True
+            if self._mirror is not None:
+                self._mirror.cancel()
             self._on_end(self)
 
     def _emit(self, response: Response) -> None:
@@ -163,7 +207,76 @@ class Session:
         response.sequence = self._sequence
         self._outbox.append(response)
         self._trim()
+        if self._mirror is None:
+            self._written = self._sequence
+            self._changed.set()
+        else:
+            self._dirty.set()
+
+    async def _write(self, store: RedisSessionStore) -> None:
+        """Writes what changed to the store, and at least every HEARTBEAT_S, which keeps
+        the record alive. While Redis does not answer the session goes on unwritten: a
+        resume on this gateway still works, one elsewhere finds an older record and is
+        refused rather than given duplicates (its last_sequence is ahead of the record)."""
+        failing = False
+        while not self._reported:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HEARTBEAT_S):
+                    await self._dirty.wait()
+            self._dirty.clear()
+            sequence = self._sequence
+            languages = self.stream.languages
+            state = SessionState(
+                responses=[r for r in self._outbox if r.sequence > self._written],
+                sequence=sequence,
+                point=self._point,
+                attached=self.attached,
+                owned=not self.handed_over,
+                spoken=languages.spoken,
+                targets=languages.targets,
+            )
+            try:
+                kept = await store.save(self.key, self.epoch, state)
+                failing = False
+            except SessionStoreUnavailableError as error:
+                if not failing:
+                    logger.warning("session not written: %s", error)
+                kept, failing = True, True
+            self._written = sequence
+            self._changed.set()
+            if not kept:
+                self._moved()
+                return
+
+    def _moved(self) -> None:
+        """Another gateway claimed the session: this copy ends without a word to anyone."""
+        logger.info("session %s resumed on another gateway; this copy ends", self.session_id)
+        self.handed_over = True
+        self._end = SessionMovedError(
+            "this session was resumed by another connection on another gateway"
+        )
         self._changed.set()
+        self._task.cancel()
+
+    async def hand_over(self) -> None:
+        """For a gateway that shuts down: stops recognizing, writes a last checkpoint that
+        tells the client to resume elsewhere at once, and releases the session, so another
+        gateway rebuilds it from that checkpoint without waiting for this one to die."""
+        if self._end is not None or self._mirror is None:
+            return
+        self._end = DrainingError(
+            "the gateway is shutting down and handed this session over: resume it"
+        )
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self.handed_over = True
+        self._checkpoint(always=True, elsewhere=True)
+        while self._written < self._sequence and not self._mirror.done():
+            self._changed.clear()
+            await self._changed.wait()
+        if not self.attached:
+            self._report_end()
 
     def _trim(self) -> None:
         """Keeps `max_responses`, more only while they have not been sent at all."""
@@ -171,20 +284,25 @@ class Session:
         while len(outbox) > self._policy.max_responses and outbox[0].sequence <= self._sent:
             outbox.popleft()
 
-    def _checkpoint(self, *, force: bool = False, always: bool = False) -> None:
+    def _checkpoint(
+        self, *, force: bool = False, always: bool = False, elsewhere: bool = False
+    ) -> None:
         if not self.resumable:
             return
-        accounted_s = self.stream.accounted_offset_s
+        point = self.stream.resume_point
+        accounted_s = point.offset_s
         moved_s = accounted_s - self._checkpointed_s
         if not always and (moved_s <= 0 or (not force and moved_s < CHECKPOINT_STEP_S)):
             return
         self._checkpointed_s = accounted_s
+        self._point = point
         received_s = self.received_bytes / self._bytes_per_s
         self._emit(
             Response(
                 checkpoint=speech_pb2.Checkpoint(
                     accounted_offset=duration(accounted_s),
                     received_offset=duration(received_s),
+                    resume_elsewhere=elsewhere,
                 )
             )
         )
@@ -208,23 +326,15 @@ class Session:
                 f"{RESUME_WINDOW_S:g} s; back off before resuming again"
             )
         self._resumes.append(now)
-        if last_sequence > self._sequence:
-            raise SessionRangeError(
-                f"last_sequence {last_sequence} is ahead of the {self._sequence} responses "
-                "this session sent"
-            )
         oldest = self._outbox[0].sequence if self._outbox else self._sequence + 1
-        if last_sequence < oldest - 1:
-            raise SessionRangeError(
-                f"responses after {last_sequence} are no longer kept (the session keeps the "
-                f"last {self._policy.max_responses}); start a new stream"
-            )
-        received_s = self.received_bytes / self._bytes_per_s
-        if self._offset_bytes(audio_offset_s) > self.received_bytes:
-            raise SessionRangeError(
-                f"audio_offset {audio_offset_s:.3f} s is past the {received_s:.3f} s of audio "
-                "this session received: resend from the last checkpoint's accounted_offset"
-            )
+        check_range(
+            last_sequence,
+            audio_offset_s,
+            sequence=self._sequence,
+            oldest=oldest,
+            max_responses=self._policy.max_responses,
+            received_s=self.received_bytes / self._bytes_per_s,
+        )
 
     async def attach(
         self, requests: AsyncIterator[Request], *, last_sequence: int, audio_offset_s: float
@@ -232,6 +342,7 @@ class Session:
         """Feeds the connection's requests to the stream and yields the responses after
         `last_sequence` until the stream ends; raises the stream's error, if any."""
         self.attached = True
+        self._dirty.set()
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
@@ -245,8 +356,10 @@ class Session:
         try:
             while True:
                 self._changed.clear()
+                if isinstance(self._end, SessionMovedError):
+                    raise self._end
                 for response in list(self._outbox):
-                    if response.sequence > sent:
+                    if sent < response.sequence <= self._written:
                         sent = response.sequence
                         yield response
                         self._sent = max(self._sent, sent)
@@ -273,6 +386,7 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError, GatewayError):
                 await feeding
             self.attached = False
+            self._dirty.set()
             if self._end is None:
                 self._grace = asyncio.get_running_loop().call_later(
                     self._policy.grace_s, self.give_up
@@ -350,18 +464,48 @@ class Session:
             await self._task
 
 
+def check_range(
+    last_sequence: int,
+    audio_offset_s: float,
+    *,
+    sequence: int,
+    oldest: int,
+    max_responses: int,
+    received_s: float,
+) -> None:
+    """Raises OUT_OF_RANGE for a resume from a response or an offset the session cannot
+    continue from: one it never sent, one it no longer keeps, audio it never had."""
+    if last_sequence > sequence:
+        raise SessionRangeError(
+            f"last_sequence {last_sequence} is ahead of the {sequence} responses this session sent"
+        )
+    if last_sequence < oldest - 1:
+        raise SessionRangeError(
+            f"responses after {last_sequence} are no longer kept (the session keeps the "
+            f"last {max_responses}); start a new stream"
+        )
+    if audio_offset_s > received_s + 0.5 / SAMPLE_RATE_HZ:
+        raise SessionRangeError(
+            f"audio_offset {audio_offset_s:.3f} s is past the {received_s:.3f} s of audio "
+            "this session received: resend from the last checkpoint's accounted_offset"
+        )
+
+
 def token_key(token: str) -> str:
     """Sessions are found by a digest of their token, so no table holds the token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 class SessionRegistry:
-    """The sessions of one gateway, by token digest."""
+    """The sessions of one gateway, by token digest, and through `store` (Redis) those
+    of every gateway that shares it."""
 
-    def __init__(self, policy: ResumePolicy) -> None:
+    def __init__(self, policy: ResumePolicy, store: RedisSessionStore | None = None) -> None:
         self.policy = policy
+        self.store = store
         self._sessions: dict[str, Session] = {}
         self._ended: list[Callable[[Session], None]] = []
+        self._deleting: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -373,44 +517,155 @@ class SessionRegistry:
         """`callback` runs once for each session that ends (or is given up)."""
         self._ended.append(callback)
 
-    def start(
+    async def start(
         self,
         session_id: str,
         subject: str,
         stream: RecognitionStream,
+        config: speech_pb2.StreamingRecognitionConfig,
         *,
         sample_rate_hz: int,
         frame_bytes: int,
         resumable: bool,
     ) -> Session:
         policy = self.policy if resumable else ResumePolicy(0.0, 0, 0.0, 0)
+        token = secrets.token_urlsafe(24)
+        store, epoch = self.store if resumable else None, 0
+        if store is not None:
+            try:
+                epoch = await store.create(token_key(token), session_id, subject, config)
+            except SessionStoreUnavailableError as error:
+                logger.warning("session kept on this gateway only: %s", error)
+                store = None
         session = Session(
             session_id,
             subject,
             stream,
+            token=token,
             sample_rate_hz=sample_rate_hz,
             frame_bytes=frame_bytes,
             policy=policy,
             on_end=self._end,
+            store=store,
+            epoch=epoch,
         )
         if resumable:
             self._sessions[session.key] = session
         return session
 
-    def find(self, token: str) -> Session:
-        session = self._sessions.get(token_key(token))
-        if session is None:
-            raise SessionNotFoundError(
-                "no session has this resume token: it is unknown, or its grace period is "
-                "over; start a new stream"
+    async def find(self, token: str, subject: str) -> Session | SessionRecord:
+        """What `token` resumes: this gateway's own session, or the record of one to
+        rebuild here (one that lived on another gateway, or on an earlier this one)."""
+        key = token_key(token)
+        local = self._sessions.get(key)
+        record = None
+        if self.store is not None:
+            try:
+                record = await self.store.load(key)
+            except SessionStoreUnavailableError:
+                if local is None:
+                    raise
+        if record is None or (
+            local is not None
+            and local.epoch == record.epoch
+            and record.owner == self.store.gateway_id
+        ):
+            if local is None:
+                raise SessionNotFoundError(
+                    "no session has this resume token: it is unknown, or its grace period is "
+                    "over; start a new stream"
+                )
+            return local
+        if record.subject != subject:
+            raise SessionPermissionError(
+                "this session belongs to another caller: resume it with the token that started it"
             )
+        assert self.store is not None
+        owner = record.owner
+        if record.attached and owner and await self.store.alive(owner):
+            raise SessionAttachedError(
+                "this session is still attached to a connection on another gateway; retry "
+                "in a moment"
+            )
+        return record
+
+    async def claim(self, session: Session) -> None:
+        """Marks this gateway's own session attached here in the store."""
+        if self.store is None or session.epoch == 0:
+            return
+        epoch = await self.store.claim(session.key, session.epoch)
+        if epoch is None:
+            raise SessionAttachedError(
+                "this session was resumed on another gateway meanwhile; retry in a moment"
+            )
+        session.epoch = epoch
+
+    async def restore(
+        self,
+        record: SessionRecord,
+        token: str,
+        stream: RecognitionStream,
+        *,
+        last_sequence: int,
+        audio_offset_s: float,
+        sample_rate_hz: int,
+        frame_bytes: int,
+    ) -> Session:
+        """Claims a session from the store and continues it here from its checkpoint."""
+        assert self.store is not None
+        check_range(
+            last_sequence,
+            audio_offset_s,
+            sequence=record.sequence,
+            oldest=record.outbox[0].sequence if record.outbox else record.sequence + 1,
+            max_responses=self.policy.max_responses,
+            received_s=record.point.offset_s,
+        )
+        key = token_key(token)
+        epoch = await self.store.claim(key, record.epoch)
+        if epoch is None:
+            raise SessionAttachedError(
+                "this session was resumed on another gateway meanwhile; retry in a moment"
+            )
+        stale = self._sessions.pop(key, None)
+        if stale is not None:
+            stale.handed_over = True
+            await stale.close()
+        session = Session(
+            record.session_id,
+            record.subject,
+            stream,
+            token=token,
+            sample_rate_hz=sample_rate_hz,
+            frame_bytes=frame_bytes,
+            policy=self.policy,
+            on_end=self._end,
+            store=self.store,
+            epoch=epoch,
+            restored=record,
+        )
+        self._sessions[key] = session
         return session
 
     def _end(self, session: Session) -> None:
         if self._sessions.get(session.key) is session:
             del self._sessions[session.key]
+        if self.store is not None and session.epoch and not session.handed_over:
+            task = asyncio.create_task(self._forget(session), name="session store delete")
+            self._deleting.add(task)
+            task.add_done_callback(self._deleting.discard)
         for callback in self._ended:
             callback(session)
 
+    async def _forget(self, session: Session) -> None:
+        assert self.store is not None
+        with contextlib.suppress(SessionStoreUnavailableError):
+            await self.store.delete(session.key, session.epoch)
+
+    async def hand_over(self) -> None:
+        """For a gateway that shuts down with a store: every session goes to the store."""
+        await asyncio.gather(*(session.hand_over() for session in list(self._sessions.values())))
+
     async def close(self) -> None:
         await asyncio.gather(*(session.close() for session in list(self._sessions.values())))
+        await asyncio.gather(*self._deleting)

@@ -30,11 +30,13 @@ from server.pipeline import Languages, PendingFinal, RecognitionPipeline
 from server.policy import PolicyTuning
 from server.room_publisher import RoomPublisher
 from server.segmenter import (
+    STREAM_START,
     EndReason,
     Event,
     SpeechEnded,
     SpeechStarted,
     SpeechState,
+    StreamPosition,
     UtteranceEnded,
 )
 from server.stt_client import SttClient
@@ -94,9 +96,11 @@ class RecognitionStream:
         metrics: GatewayMetrics,
         live: bool = True,
         room: RoomPublisher | None = None,
+        start: StreamPosition = STREAM_START,
     ) -> None:
         """`live` streams are held to the pace and idle limits; Recognize's whole file is
-        not. Results are also handed to `room`, if any, with the means to translate them."""
+        not. Results are also handed to `room`, if any, with the means to translate them.
+        The audio begins at `start` (not 0 for a session resumed on another gateway)."""
         self._options = options
         self._spans = spans
         self._metrics = metrics
@@ -110,7 +114,7 @@ class RecognitionStream:
         self._utterance_languages = self._languages
         try:
             self._source = AudioSource(
-                options, vad_model, self._handle, on_audio=metrics.audio_seconds.inc
+                options, vad_model, self._handle, on_audio=metrics.audio_seconds.inc, start=start
             )
         except AudioFormatError as error:
             raise InvalidRequestError(str(error)) from None
@@ -140,6 +144,8 @@ class RecognitionStream:
         self._speech_start_s = 0.0
         self._latest_interim: speech_pb2.StreamingRecognitionResult | None = None
         self._out: asyncio.Queue[Response | BaseException | _EndOfStream] = asyncio.Queue()
+        self._undelivered: dict[int, StreamPosition] = {}
+        """Finals queued in `_out`, by segment id: where their utterances began."""
         self._input_done = False
         self._reader: asyncio.Task[None] | None = None
         self._interim_translation: asyncio.Task[None] | None = None
@@ -164,12 +170,20 @@ class RecognitionStream:
         return self._room
 
     @property
-    def accounted_offset_s(self) -> float:
-        """Every utterance that ended before this stream time has had its final sent: the
-        audio still held, or the earliest utterance whose final is still coming."""
-        unfinished = self._pipeline.unfinished_since_s
-        held = self._source.kept_since_s
-        return held if unfinished is None else min(held, unfinished)
+    def languages(self) -> Languages:
+        """The languages now in force (the config's, or the last update's)."""
+        return self._languages
+
+    @property
+    def resume_point(self) -> StreamPosition:
+        """Where a pipeline rebuilt from resent audio would start: every utterance that
+        ended before it has had its final handed out of `run`, and its segment id is that
+        of the first utterance whose final has not."""
+        pending = [*self._undelivered.values(), self._pipeline.earliest_unfinished]
+        waiting = [position for position in pending if position is not None]
+        if waiting:
+            return min(waiting, key=lambda position: position.segment_id)
+        return self._source.kept_since
 
     async def run(self, requests: AsyncIterator[Request]) -> AsyncIterator[Response]:
         """Yields responses until the input ends and every final is out, or raises."""
@@ -184,6 +198,8 @@ class RecognitionStream:
                     return
                 if isinstance(item, BaseException):
                     raise item
+                if item.result.is_final:
+                    del self._undelivered[item.result.segment_id]
                 yield item
         finally:
             if self._interim_translation is not None:
@@ -479,6 +495,7 @@ class RecognitionStream:
             with_words=self._options.word_time_offsets,
         )
         self._observe_final(result, len(utterance.audio) / SAMPLE_RATE_HZ)
+        self._undelivered[utterance.segment_id] = utterance.start
         logger.info(
             "final: %.2f s of audio, model %.3f s, latency %.3f s%s",
             len(utterance.audio) / SAMPLE_RATE_HZ,

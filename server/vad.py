@@ -148,8 +148,11 @@ class DualVad:
     heard, which delays decisions by at most one frame.
     """
 
-    def __init__(self, model: SileroModel, options: VadOptions) -> None:
+    def __init__(self, model: SileroModel, options: VadOptions, *, origin: int = 0) -> None:
+        """`origin`: the stream sample of the first audio it gets (a pipeline rebuilt from
+        a resumed session's checkpoint); its grids start there."""
         self.options = options
+        self._origin = origin
         self._silero = model.new_stream()
         self._webrtc = webrtcvad.Vad(options.aggressiveness)
         self._frame_samples = SAMPLE_RATE_HZ * options.webrtc_frame_ms // 1000
@@ -164,7 +167,7 @@ class DualVad:
     @property
     def decided_samples(self) -> int:
         """Stream samples covered by decisions so far; later samples are still buffered."""
-        return self._next_window
+        return self._origin + self._next_window
 
     def process(self, samples: np.ndarray, *, confirm_all: bool = False) -> list[VadDecision]:
         """Buffers 16 kHz float32 audio; returns one decision per newly complete window.
@@ -202,7 +205,10 @@ class DualVad:
         if gate_open or confirm_all:
             probability = self._silero_probability(start)
         is_speech = probability is not None and probability >= self.options.speech_threshold
-        return VadDecision(start, end, gate_open, probability, gate_open and is_speech)
+        origin = self._origin
+        return VadDecision(
+            origin + start, origin + end, gate_open, probability, gate_open and is_speech
+        )
 
     def _silero_probability(self, start: int) -> float:
         end = start + SILERO_WINDOW_SAMPLES

@@ -27,6 +27,17 @@ REFERENCE = "and so my fellow americans ask not what your country can do for you
 
 
 @pytest.fixture(scope="module")
+def shared(stack, redis_server) -> Iterator:
+    """Two gateways that keep their sessions in one real Redis, behind one proxy."""
+    settings = {"resume_grace_s": 10.0, "redis_url": redis_server.url}
+    with own_gateway(stack, **settings) as first, own_gateway(stack, **settings) as second:
+        proxy = CuttableProxy(("127.0.0.1", first.host.port))
+        stack.loop.run(proxy.start())
+        yield first, second, proxy
+        stack.loop.run(proxy.stop())
+
+
+@pytest.fixture(scope="module")
 def resumable(stack) -> Iterator:
     """A gateway that keeps a broken session for 10 s, behind a proxy the test can cut."""
     with own_gateway(stack, resume_grace_s=10.0) as gateway:
@@ -43,15 +54,25 @@ def _conversation() -> PcmAudio:
     return PcmAudio(np.concatenate(parts).astype("<i2").tobytes(), 16000, 1)
 
 
-async def _finals(address: str, audio: PcmAudio, cut_every_s: tuple[float, ...], proxy, loop):
+async def _finals(
+    address: str,
+    audio: PcmAudio,
+    cut_every_s: tuple[float, ...],
+    proxy,
+    loop,
+    upstreams: tuple[tuple[str, int], ...] = (),
+):
     """Streams `audio` at real-time pace, cutting the proxy's connection after each of
-    those intervals; returns the finals and every response's sequence."""
+    those intervals (and sending it on to the next of `upstreams`, if any); returns the
+    finals and every response's sequence."""
     config = streaming_config(audio, language_code="en", interim_results=True)
     finals, sequences = [], []
 
     async def cut_later() -> None:
-        for interval_s in cut_every_s:
+        for index, interval_s in enumerate(cut_every_s):
             await asyncio.sleep(interval_s)
+            if upstreams:
+                proxy.upstream = upstreams[index % len(upstreams)]
             for _ in range(100):  # the client may still be reconnecting
                 if await _on(loop, _cut(proxy)):
                     break
@@ -77,14 +98,27 @@ async def _on(loop, coroutine):
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop.loop))
 
 
-def test_a_stream_cut_three_times_gets_every_final_once_in_order(stack, resumable) -> None:
+@pytest.fixture(scope="module")
+def unbroken(stack, resumable) -> list:
+    """The conversation's finals from a stream that was never cut."""
     _, proxy = resumable
-    audio = _conversation()
-    unbroken, _ = asyncio.run(_finals(proxy.address, audio, (), proxy, stack.loop))
+    finals, _ = asyncio.run(_finals(proxy.address, _conversation(), (), proxy, stack.loop))
+    return finals
+
+
+def test_a_stream_cut_three_times_gets_every_final_once_in_order(
+    stack, resumable, unbroken
+) -> None:
+    _, proxy = resumable
+    cuts = proxy.cuts
     broken, sequences = asyncio.run(
-        _finals(proxy.address, audio, (2.0, 3.0, 3.0), proxy, stack.loop)
+        _finals(proxy.address, _conversation(), (2.0, 3.0, 3.0), proxy, stack.loop)
     )
-    assert proxy.cuts == 3
+    assert proxy.cuts == cuts + 3
+    _assert_every_final_once(broken, sequences, unbroken)
+
+
+def _assert_every_final_once(broken: list, sequences: list[int], unbroken: list) -> None:
     assert [r.segment_id for r in broken] == list(range(1, len(broken) + 1))
     ends = [seconds(r.end_offset) for r in broken]
     assert ends == sorted(ends), "offsets continue across the resumes"
@@ -94,6 +128,65 @@ def test_a_stream_cut_three_times_gets_every_final_once_in_order(stack, resumabl
     reference = normalize(" ".join(r.transcript for r in unbroken))
     assert word_error_rate([reference], [text]) <= 0.1, (reference, text)
     assert abs(len(broken) - len(unbroken)) <= 1
+
+
+def test_a_session_moves_between_gateways_with_every_final_once(stack, shared, unbroken) -> None:
+    """Each cut sends the connection to the other gateway, which rebuilds the session from
+    Redis: the kept responses, the last checkpoint, the audio resent from there."""
+    first, second, proxy = shared
+    upstreams = (("127.0.0.1", second.host.port), ("127.0.0.1", first.host.port))
+    broken, sequences = asyncio.run(
+        _finals(proxy.address, _conversation(), (2.0, 3.0, 3.0), proxy, stack.loop, upstreams)
+    )
+    _assert_every_final_once(broken, sequences, unbroken)
+    rebuilt = [_resumes(gateway, "rebuilt") for gateway in (first, second)]
+    assert rebuilt == [1.0, 2.0], "each resume was rebuilt on the other gateway"
+
+
+def _resumes(gateway, kind: str) -> float:
+    value = gateway.metrics.registry.get_sample_value(
+        "dragoman_gateway_resumes_total", {"kind": kind}
+    )
+    return value or 0.0
+
+
+def test_a_resume_on_another_gateway_while_attached_is_refused(stack, shared) -> None:
+    first, second, _ = shared
+    audio = read_wav(DATA / "en" / "jfk.wav")
+    config = speech_pb2.StreamingRecognizeRequest(
+        streaming_config=streaming_config(audio, language_code="en")
+    )
+    chunks = [speech_pb2.StreamingRecognizeRequest(audio_content=c) for c in audio.chunks(100)]
+    with (
+        grpc.insecure_channel(first.address) as to_first,
+        grpc.insecure_channel(second.address) as to_second,
+    ):
+        attached = speech_pb2_grpc.SpeechServiceStub(to_first).StreamingRecognize(
+            _slowly([config, *chunks[:20]]), timeout=30
+        )
+        token = next(attached).session.resume_token
+        other = speech_pb2_grpc.SpeechServiceStub(to_second)
+        with pytest.raises(grpc.RpcError) as busy:
+            list(_resume(other, token))
+        assert busy.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "another gateway" in busy.value.details()
+        attached.cancel()
+        _detached(first)
+        deadline = time.monotonic() + 5
+        while True:
+            resumed = _resume(other, token, keep_open=True)
+            try:
+                started = next(resumed)
+                break
+            except grpc.RpcError as error:
+                code = error.code()
+            assert code == grpc.StatusCode.FAILED_PRECONDITION
+            assert time.monotonic() < deadline, "the detached session was never written"
+        assert started.session.resumed
+        resumed.cancel()
+        with pytest.raises(grpc.RpcError) as ahead:
+            list(_resume(speech_pb2_grpc.SpeechServiceStub(to_first), token, 10**6))
+        assert ahead.value.code() == grpc.StatusCode.OUT_OF_RANGE
 
 
 def _resume(stub, token: str, last: int = 0, offset_s: float = 0.0, *, keep_open: bool = False):

@@ -246,12 +246,14 @@ class SessionStarted(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., model: _Optional[str] = ..., resume_token: _Optional[str] = ..., resumed: _Optional[bool] = ...) -> None: ...
 
 class Checkpoint(_message.Message):
-    __slots__ = ("accounted_offset", "received_offset")
+    __slots__ = ("accounted_offset", "received_offset", "resume_elsewhere")
     ACCOUNTED_OFFSET_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RESUME_ELSEWHERE_FIELD_NUMBER: _ClassVar[int]
     accounted_offset: _duration_pb2.Duration
     received_offset: _duration_pb2.Duration
-    def __init__(self, accounted_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., received_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    resume_elsewhere: bool
+    def __init__(self, accounted_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., received_offset: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., resume_elsewhere: _Optional[bool] = ...) -> None: ...
 
 class StreamingRecognizeResponse(_message.Message):
     __slots__ = ("session", "speech_event", "result", "checkpoint", "sequence")
