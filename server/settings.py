@@ -32,9 +32,9 @@ class GatewaySettings(ServiceSettings, ServerTlsSettings):
     )
     redis_url: str = Field(
         "",
-        description="Redis (or Valkey) that holds the caption rooms, shared by every gateway "
-        "that points at it (redis://host:6379/0, rediss:// for TLS); empty: rooms live in "
-        "this gateway's memory",
+        description="Redis (or Valkey) that holds the caption rooms and the resumable "
+        "sessions, shared by every gateway that points at it (redis://host:6379/0, rediss:// "
+        "for TLS); empty: both live in this gateway's memory",
     )
     redis_timeout_s: float = Field(
         1.0, gt=0, description="Deadline of one Redis command; past it the room store is down"

@@ -14,6 +14,7 @@ from server.segmenter import (
     SpeechEnded,
     SpeechStarted,
     SpeechState,
+    StreamPosition,
     UtteranceEnded,
 )
 from server.vad import SILERO_WINDOW_SAMPLES, DualVad, SileroModel, VadOptions
@@ -96,6 +97,26 @@ def test_each_clip_becomes_one_utterance_with_accurate_boundaries(model: SileroM
     started = [e.speech_start_s for e in events if isinstance(e, SpeechStarted)]
     assert started == [u.speech_start_s for u in found]
     assert segmenter.state is SpeechState.INACTIVE
+
+
+def test_a_segmenter_started_at_an_utterance_finds_it_again(model: SileroModel) -> None:
+    """A session rebuilt on another gateway starts its segmenter where the first unfinished
+    utterance began, with that utterance's id: it finds the same utterances again, in
+    stream time, with the same ids."""
+    stream, _ = clips_with_gaps(1.5)
+    whole = utterances(push_all(make_segmenter(model), stream))
+    start = whole[1].start
+    assert start == StreamPosition(round(whole[1].audio_start_s * SAMPLE_RATE_HZ), 2)
+    rebuilt = Segmenter(
+        DualVad(model, VadOptions(), origin=start.sample), SegmenterOptions(), start
+    )
+    again = utterances(push_all(rebuilt, stream[start.sample :]))
+    assert [u.segment_id for u in again] == [u.segment_id for u in whole[1:]]
+    for found, original in zip(again, whole[1:], strict=True):
+        assert found.audio_start_s >= start.offset_s
+        assert abs(found.speech_start_s - original.speech_start_s) < BOUNDARY_TOLERANCE_S
+        assert abs(found.speech_end_s - original.speech_end_s) < BOUNDARY_TOLERANCE_S
+        assert_audio_is_from_the_stream(found, stream)
 
 
 def test_pre_speech_is_prepended_and_trailing_silence_trimmed(model: SileroModel) -> None:
