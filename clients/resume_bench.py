@@ -9,6 +9,8 @@ and the broken run is compared with it:
   utterance straddled a cut and for the others;
 - the finals lost and duplicated;
 - the memory a gateway spends on each detached session it keeps.
+With `--across-gateways`, a second gateway and a real redis-server join, and each cut
+sends the connection to the other gateway, which rebuilds the session from Redis.
 """
 
 import asyncio
@@ -25,7 +27,10 @@ from clients.audio_file import PcmAudio, read_pcm
 from clients.streaming import SendLog, stream_audio, streaming_config
 from clients.tcp_proxy import CuttableProxy
 from dragoman.embedded import EmbeddedStack
+from dragoman.redis_server import RedisServer
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.topology import free_port
+from server.app import GatewayApp
 from server.settings import GatewaySettings
 from stt.settings import SttSettings
 from translate.settings import TranslateSettings
@@ -54,10 +59,16 @@ def _ms(values: Sequence[float]) -> str:
 
 
 async def _run(
-    address: str, audio: PcmAudio, proxy: CuttableProxy | None, every_s: float, drops: int
+    address: str,
+    audio: PcmAudio,
+    proxy: CuttableProxy | None,
+    every_s: float,
+    drops: int,
+    upstreams: Sequence[tuple[str, int]] = (),
 ) -> tuple[list[tuple[float, speech_pb2.StreamingRecognitionResult]], list[float], SendLog]:
     """(arrival since start, final) of every final, the cut times since start (the stream
-    time then, at real-time pace), the log."""
+    time then, at real-time pace), the log. Each cut sends the proxy on to the next of
+    `upstreams`, if any."""
     log = SendLog()
     finals: list[tuple[float, speech_pb2.StreamingRecognitionResult]] = []
     cuts: list[float] = []
@@ -67,6 +78,8 @@ async def _run(
         assert proxy is not None
         while len(cuts) < drops:
             await asyncio.sleep(every_s)
+            if upstreams:
+                proxy.upstream = upstreams[len(cuts) % len(upstreams)]
             for _ in range(250):  # the client may still be reconnecting
                 if proxy.cut():
                     break
@@ -126,28 +139,51 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * 4096
 
 
-async def run_resume_bench(drops: int, every_s: float) -> int:
+async def run_resume_bench(drops: int, every_s: float, *, across_gateways: bool) -> int:
+    redis = RedisServer(free_port()) if across_gateways else None
+    if redis is not None:
+        await redis.start()
+    gateway = GatewaySettings(
+        port=0,
+        http_port=0,
+        metrics_port=0,
+        resume_grace_s=60.0,
+        resume_max_per_minute=200,  # a cut every 1.5 s is a flood by the default
+        redis_url=redis.url if redis is not None else "",
+        log_level="WARNING",
+    )
     stack = EmbeddedStack(
-        GatewaySettings(
-            port=0,
-            http_port=0,
-            metrics_port=0,
-            resume_grace_s=60.0,
-            resume_max_per_minute=200,  # a cut every 1.5 s is a flood by the default
-            log_level="WARNING",
-        ),
+        gateway,
         SttSettings(port=0, metrics_port=0, model="tiny.en", log_level="WARNING"),
         TranslateSettings(port=0, metrics_port=0, log_level="WARNING"),
     )
     address = await stack.start()
-    host, port = address.rsplit(":", 1)
-    proxy = CuttableProxy((host, int(port)))
+    second: GatewayApp | None = None
+    upstreams = []
+    if across_gateways:
+        assert stack.stt is not None
+        assert stack.translate is not None
+        second = GatewayApp(
+            gateway.model_copy(
+                update={
+                    "stt_target": stack.stt.address,
+                    "translate_target": stack.translate.address,
+                }
+            )
+        )
+        await second.start()
+        upstreams = [_host_port(second.address), _host_port(address)]
+    proxy = CuttableProxy(_host_port(address))
     await proxy.start()
     try:
         audio = _speech()
-        print(f"Resumable streams: {len(audio.data) / 32000:.0f} s of speech at real-time pace")
+        where = "two gateways sharing Redis, each cut to the other" if second else "one gateway"
+        print(
+            f"Resumable streams: {len(audio.data) / 32000:.0f} s of speech at real-time pace, "
+            f"{where}"
+        )
         unbroken, _, _ = await _run(proxy.address, audio, None, every_s, 0)
-        broken, cuts, log = await _run(proxy.address, audio, proxy, every_s, drops)
+        broken, cuts, log = await _run(proxy.address, audio, proxy, every_s, drops, upstreams)
         _report(unbroken, broken, cuts, log)
         per_session = await _kept_session_bytes(address, stack)
         print(
@@ -155,8 +191,17 @@ async def run_resume_bench(drops: int, every_s: float) -> int:
         )
     finally:
         await proxy.stop()
+        if second is not None:
+            await second.stop()
         await stack.stop()
+        if redis is not None:
+            await redis.close()
     return 0
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
 
 
 def _report(unbroken, broken, cuts: list[float], log: SendLog) -> None:

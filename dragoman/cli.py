@@ -177,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     resume_bench.add_argument("--drops", type=int, default=50, help="connections cut")
     resume_bench.add_argument("--every-s", type=float, default=1.5, help="seconds between two cuts")
+    resume_bench.add_argument(
+        "--across-gateways",
+        action="store_true",
+        help="two gateways sharing a real redis-server; each cut moves the stream to the other",
+    )
 
     soak = commands.add_parser(
         "soak", help="many real-time streams against `dragoman serve`; memory, fds, tasks"
@@ -432,7 +437,9 @@ async def _dispatch(args: argparse.Namespace, serve_args: list[str]) -> int:
         from clients.resume_bench import run_resume_bench
 
         logs.configure("WARNING")
-        return await run_resume_bench(args.drops, args.every_s)
+        return await run_resume_bench(
+            args.drops, args.every_s, across_gateways=args.across_gateways
+        )
     if args.command == "room-bench":
         from clients.room_bench import run_room_bench
 

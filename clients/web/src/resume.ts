@@ -1,13 +1,14 @@
 /**
  * A live stream that survives its connection, without the page: the audio
  * kept since the last checkpoint, the position in the responses, and
- * reconnection with backoff when the bridge connection breaks. The
- * reconnection sends `resume` and the kept audio, and the responses the
- * server sends again are skipped, so the page sees one unbroken stream
- * (protos/dragoman/speech/v1/speech.proto, ResumeSession).
+ * reconnection with backoff when the bridge connection breaks (at once, and
+ * not counted as a failed try, when the gateway said it handed the session
+ * over). The reconnection sends `resume` and the kept audio, and the
+ * responses the server sends again are skipped, so the page sees one unbroken
+ * stream (protos/dragoman/speech/v1/speech.proto, ResumeSession).
  *
- * A session lives in the gateway that started it; the page reaches that
- * gateway again through its own origin.
+ * The page reaches a gateway again through its own origin: the one that
+ * started the session or, with sessions on Redis, whichever its balancer picks.
  */
 import type {
   SessionStarted,
@@ -28,7 +29,10 @@ const BYTES_PER_SECOND = TARGET_RATE * 2;
  */
 export const MAX_KEPT_BYTES = 30 * BYTES_PER_SECOND;
 
-/** The first wait before reconnecting; it doubles with each failed try. */
+/**
+ * The first wait before reconnecting; it doubles with each failed try. None
+ * after a checkpoint with `resumeElsewhere` (a gateway shutting down).
+ */
 export const RESUME_BACKOFF_MS = 100;
 export const MAX_BACKOFF_MS = 2_000;
 /** Tries to resume before the loss is shown as an error. */
@@ -207,6 +211,8 @@ export class ResumingStream {
   private lastSequence = 0n;
   /** Where the last checkpoint says the server needs the audio from. */
   private accounted = 0;
+  /** Whether the last checkpoint says the gateway handed the session over. */
+  private elsewhere = false;
   /** Tries since the last resume the server took. */
   private attempts = 0;
   /** The loss being recovered from, while reconnecting. */
@@ -303,6 +309,7 @@ export class ResumingStream {
       onCheckpoint: (checkpoint, sequence) => {
         if (!this.fresh(connection, sequence)) return;
         this.accounted = offsetBytes(checkpoint.accountedOffset);
+        this.elsewhere = checkpoint.resumeElsewhere;
         this.kept.release(this.accounted);
       },
       onClose: (outcome) => this.handleClose(connection, outcome),
@@ -353,6 +360,9 @@ export class ResumingStream {
     if (this.connection !== connection) return;
     this.connection = null;
     this.flowing = false;
+    // Told by this connection only: the next is a fresh one.
+    const elsewhere = this.elsewhere;
+    this.elsewhere = false;
     if (this.failure) {
       this.finish(this.failure);
       return;
@@ -367,9 +377,12 @@ export class ResumingStream {
       return;
     }
     this.lost ??= outcome;
-    const delayMs = this.delayMs(this.attempts);
-    this.attempts += 1;
-    this.handlers.onReconnecting?.(outcome, delayMs, this.attempts);
+    // A gateway that handed the session over is no failed try: the next goes
+    // at once (to another gateway), and does not count toward giving up.
+    const delayMs = elsewhere ? 0 : this.delayMs(this.attempts);
+    const attempt = this.attempts + 1;
+    if (!elsewhere) this.attempts = attempt;
+    this.handlers.onReconnecting?.(outcome, delayMs, attempt);
     this.timer = setTimeout(() => this.reconnect(), delayMs);
   }
 

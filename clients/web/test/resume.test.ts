@@ -1,7 +1,8 @@
 // Checks how the live stream survives a lost bridge connection: the audio
 // kept from the last checkpoint on, the resume message, the audio and the
-// controls sent again, the responses skipped, the backoff, and when it gives
-// up and shows the error instead. Run with `npm test`.
+// controls sent again, the responses skipped, the backoff (none after a
+// gateway's handover), and when it gives up and shows the error instead. Run
+// with `npm test`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
@@ -80,10 +81,11 @@ class FakeConnection implements Connection {
     this.handlers.onResult?.(result, BigInt(sequence));
   }
 
-  checkpoint(sequence: number, accountedBytes: number): void {
+  checkpoint(sequence: number, accountedBytes: number, resumeElsewhere = false): void {
     const checkpoint = create(CheckpointSchema, {
       accountedOffset: offsetDuration(accountedBytes),
       receivedOffset: offsetDuration(accountedBytes),
+      resumeElsewhere,
     });
     this.handlers.onCheckpoint?.(checkpoint, BigInt(sequence));
   }
@@ -309,6 +311,76 @@ test(`gives up after ${MAX_RESUME_ATTEMPTS} failed tries and shows the error`, a
   assert.equal(outcome.kind, "error");
   assert.equal(outcome.kind === "error" && outcome.status, "UNAVAILABLE");
   assert.match(outcome.kind === "error" ? outcome.message : "", /gave up after 8 tries/);
+});
+
+test("a gateway that hands the session over: resumed at once, from its checkpoint, uncounted", async () => {
+  const delays: number[] = [];
+  const { stream, connections, events } = fakeStream({
+    delayMs: (attempt) => {
+      delays.push(attempt);
+      return 60_000;
+    },
+  });
+  const [first] = connections;
+  first.open();
+  first.session("token-1");
+  for (let i = 0; i < 5; i++) stream.sendAudio(chunk(i));
+  first.checkpoint(1, 2 * CHUNK, true); // a draining gateway's last checkpoint
+  first.close({ kind: "error", status: "UNAVAILABLE", message: "gateway shutting down" });
+  assert.equal(stream.reconnecting, true, "still shown as reconnecting, briefly");
+  await nextTurn();
+  assert.equal(connections.length, 2, "no backoff");
+  assert.deepEqual(delays, [], "the handover asks for no wait");
+  const second = connections[1];
+  assert.deepEqual(second.opening.value, {
+    resumeToken: "token-1",
+    lastSequence: 1n,
+    audioOffset: offsetDuration(2 * CHUNK),
+  });
+  second.open();
+  assert.deepEqual(second.audio, streamBytes(5, 2 * CHUNK));
+  // The next gateway is not up yet: a failed try, the first one counted.
+  second.close({ kind: "error", status: "UNAVAILABLE", message: "cannot connect" });
+  await nextTurn();
+  assert.equal(connections.length, 2, "a failure after the handover waits again");
+  assert.deepEqual(delays, [0]);
+  assert.deepEqual(events.filter((e) => e.startsWith("reconnecting")), [
+    "reconnecting UNAVAILABLE in 0 ms, try 1",
+    "reconnecting UNAVAILABLE in 60000 ms, try 1",
+  ]);
+  stream.abort();
+});
+
+test("a handover is told by its own connection only", async () => {
+  const { stream, connections } = fakeStream({ delayMs: () => 60_000 });
+  connections[0].open();
+  connections[0].session("token-1");
+  connections[0].checkpoint(1, 0, true);
+  connections[0].close(LOST);
+  await nextTurn();
+  connections[1].open();
+  connections[1].session("", true);
+  connections[1].checkpoint(2, 0); // the new gateway's checkpoint: no handover
+  connections[1].close(LOST);
+  await nextTurn();
+  assert.equal(connections.length, 2, "a plain loss waits");
+  stream.abort();
+});
+
+test(`a handover does not count toward the ${MAX_RESUME_ATTEMPTS} tries`, async () => {
+  const { connections, outcomes } = fakeStream();
+  connections[0].open();
+  connections[0].session("token-1");
+  connections[0].checkpoint(1, 0, true);
+  connections[0].close(LOST);
+  for (let i = 1; i <= MAX_RESUME_ATTEMPTS + 1; i++) {
+    await nextTurn();
+    connections[i].close({ kind: "error", status: "UNAVAILABLE", message: "cannot connect" });
+  }
+  await nextTurn();
+  assert.equal(connections.length, 2 + MAX_RESUME_ATTEMPTS);
+  assert.equal(outcomes.length, 1);
+  assert.match(outcomes[0].kind === "error" ? outcomes[0].message : "", /gave up after 8 tries/);
 });
 
 test("a resume the server refuses is shown with the loss it was recovering from", async () => {
