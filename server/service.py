@@ -229,7 +229,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         offset_s = seconds(resume.audio_offset)
         found = await self._sessions.find(resume.resume_token, caller.subject)
         if isinstance(found, Session):
-            found.check_resume(caller.subject, resume.last_sequence, offset_s)
+            found.check_resume(resume.last_sequence, offset_s)
             await self._sessions.claim(found)
             session = found
         else:

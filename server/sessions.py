@@ -54,6 +54,8 @@ INPUT_QUEUE = 4
 """Requests between the connection and the stream: small, so flow control still holds a
 fast sender back."""
 RESUME_WINDOW_S = 60.0
+ATTACHED_WAIT_S = 1.0
+ATTACHED_POLL_S = 0.02
 
 
 class SessionNotFoundError(GatewayError):
@@ -307,12 +309,8 @@ class Session:
             )
         )
 
-    def check_resume(self, subject: str, last_sequence: int, audio_offset_s: float) -> None:
+    def check_resume(self, last_sequence: int, audio_offset_s: float) -> None:
         """Raises the error a resume with these values gets, if any."""
-        if subject != self.subject:
-            raise SessionPermissionError(
-                "this session belongs to another caller: resume it with the token that started it"
-            )
         if self.attached:
             raise SessionAttachedError(
                 "this session is still attached to another connection; retry in a moment"
@@ -555,7 +553,29 @@ class SessionRegistry:
 
     async def find(self, token: str, subject: str) -> Session | SessionRecord:
         """What `token` resumes: this gateway's own session, or the record of one to
-        rebuild here (one that lived on another gateway, or on an earlier this one)."""
+        rebuild here (one that lived on another gateway, or on an earlier this one).
+
+        A resume often arrives before the gateway holding the session has noticed that the
+        connection it replaces is lost, so a session still attached is waited for, up to
+        ATTACHED_WAIT_S, before the resume is refused."""
+        deadline = time.monotonic() + ATTACHED_WAIT_S
+        while True:
+            found = await self._find(token, subject)
+            if isinstance(found, Session):
+                attached = found.attached
+            else:
+                attached = found.attached and found.owner and await self.store.alive(found.owner)
+            if not attached:
+                return found
+            if time.monotonic() >= deadline:
+                where = "this" if isinstance(found, Session) else "another"
+                raise SessionAttachedError(
+                    f"this session is still attached to a connection on {where} gateway; "
+                    "retry in a moment"
+                )
+            await asyncio.sleep(ATTACHED_POLL_S)
+
+    async def _find(self, token: str, subject: str) -> Session | SessionRecord:
         key = token_key(token)
         local = self._sessions.get(key)
         record = None
@@ -575,19 +595,14 @@ class SessionRegistry:
                     "no session has this resume token: it is unknown, or its grace period is "
                     "over; start a new stream"
                 )
-            return local
-        if record.subject != subject:
+            found: Session | SessionRecord = local
+        else:
+            found = record
+        if found.subject != subject:
             raise SessionPermissionError(
                 "this session belongs to another caller: resume it with the token that started it"
             )
-        assert self.store is not None
-        owner = record.owner
-        if record.attached and owner and await self.store.alive(owner):
-            raise SessionAttachedError(
-                "this session is still attached to a connection on another gateway; retry "
-                "in a moment"
-            )
-        return record
+        return found
 
     async def claim(self, session: Session) -> None:
         """Marks this gateway's own session attached here in the store."""

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from clients.streaming import streaming_config
 from dragoman.auth import PERMISSION_DENIED_MESSAGE, UNAUTHENTICATED_MESSAGE
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
@@ -324,3 +325,36 @@ async def _probe_without_client_certificate(address: str, pki) -> None:
         await stt_pb2_grpc.SttServiceStub(channel).ListModels(
             stt_pb2.ListModelsRequest(), timeout=10
         )
+
+
+def test_a_session_resumes_only_for_the_caller_that_started_it(guarded) -> None:
+    audio = read_wav(DATA / "en" / "jfk.wav")
+    config = speech_pb2.StreamingRecognizeRequest(
+        streaming_config=streaming_config(audio, language_code="en")
+    )
+
+    def held_open():
+        yield config
+        time.sleep(20)
+
+    with grpc.insecure_channel(guarded.address) as channel:
+        stub = speech_pb2_grpc.SpeechServiceStub(channel)
+        started = stub.StreamingRecognize(
+            held_open(), metadata=[("authorization", "Bearer full-access")], timeout=30
+        )
+        token = next(started).session.resume_token
+        started.cancel()
+        resume = speech_pb2.StreamingRecognizeRequest(
+            resume=speech_pb2.ResumeSession(resume_token=token)
+        )
+        stranger = _jwt(HS256_SECRET, "HS256", sub="mallory")
+        with pytest.raises(grpc.RpcError) as refused:
+            list(
+                stub.StreamingRecognize(
+                    iter([resume]),
+                    metadata=[("authorization", f"Bearer {stranger}")],
+                    timeout=10,
+                )
+            )
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "another caller" in refused.value.details()
