@@ -26,6 +26,8 @@ TRANSPORT_FAILURES = ("Internal error from Core", "Stream removed")
 or a proxy reset the stream (Envoy, when the gateway behind it died): failures of the
 transport, not answers of the server (whose INTERNAL says more)."""
 RESUME_BACKOFF_S = 0.1
+"""The wait before the second try; the first goes at once (the gateway waits a moment for
+the connection it replaces to be seen lost)."""
 MAX_BACKOFF_S = 2.0
 MAX_RESUME_ATTEMPTS = 8
 
@@ -123,8 +125,8 @@ async def stream_audio(
 ) -> AsyncIterator[tuple[float, speech_pb2.StreamingRecognizeResponse]]:
     """Yields (arrival time, response) until the server closes the stream.
 
-    When the connection breaks (UNAVAILABLE), the session is resumed with backoff (at
-    once when the gateway said it handed the session over, as one that shuts down does): the
+    When the connection breaks (UNAVAILABLE), the session is resumed at once, then with
+    backoff (a handover, as a gateway that shuts down makes, is not counted): the
     audio from the last checkpoint is sent again and the responses the server sends
     again are skipped, so the caller sees one unbroken stream. `resume=False` raises
     instead. The audio is a file, so it is at hand to resend from any offset.
@@ -166,10 +168,11 @@ async def stream_audio(
                 raise
             if state.attempts >= MAX_RESUME_ATTEMPTS:
                 raise
-            if not state.elsewhere:
-                await asyncio.sleep(min(RESUME_BACKOFF_S * 2**state.attempts, MAX_BACKOFF_S))
+            if state.attempts and not state.elsewhere:
+                backoff_s = RESUME_BACKOFF_S * 2 ** (state.attempts - 1)
+                await asyncio.sleep(min(backoff_s, MAX_BACKOFF_S))
+            state.attempts += 0 if state.elsewhere else 1
             state.elsewhere = False
-            state.attempts += 1
         first = speech_pb2.StreamingRecognizeRequest(
             resume=speech_pb2.ResumeSession(
                 resume_token=state.token, last_sequence=state.last_sequence

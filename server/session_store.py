@@ -104,6 +104,8 @@ class RedisSessionStore:
     def __init__(self, url: str, *, grace_s: float, max_responses: int, timeout_s: float) -> None:
         self.gateway_id = uuid.uuid4().hex
         self._ttl_ms = int((grace_s + GATEWAY_TTL_S) * 1000)
+        self.refresh_s = (grace_s + GATEWAY_TTL_S) / 4
+        """How often a session unchanged is written again, to keep its keys."""
         self._max_responses = max_responses
         self._redis = pooled_client(url, CONNECTIONS, timeout_s, timeout_s)
         self._save = self._redis.register_script(_SAVE)
@@ -135,7 +137,12 @@ class RedisSessionStore:
         )
 
     async def create(
-        self, key: str, session_id: str, subject: str, config: speech_pb2.StreamingRecognitionConfig
+        self,
+        key: str,
+        session_id: str,
+        subject: str,
+        config: speech_pb2.StreamingRecognitionConfig,
+        languages: tuple[str, tuple[str, ...]],
     ) -> int:
         """Writes a new session owned by this gateway; returns its epoch."""
         record, outbox = _keys(key)
@@ -155,8 +162,8 @@ class RedisSessionStore:
                         "sequence": 0,
                         "sample": 0,
                         "segment_id": 1,
-                        "spoken": "",
-                        "targets": "",
+                        "spoken": languages[0],
+                        "targets": ",".join(languages[1]),
                     },
                 )
                 pipe.pexpire(record, self._ttl_ms)

@@ -35,7 +35,6 @@ from server.durations import duration
 from server.errors import ClientGoneError, DrainingError, GatewayError, InvalidRequestError
 from server.segmenter import STREAM_START
 from server.session_store import (
-    HEARTBEAT_S,
     RedisSessionStore,
     SessionRecord,
     SessionState,
@@ -130,7 +129,6 @@ class Session:
         self._bytes_per_s = sample_rate_hz * frame_bytes
         self._policy = policy
         self._on_end = on_end
-        self._store = store
         self.epoch = epoch
         self._outbox: deque[Response] = deque(restored.outbox if restored else ())
         self._sequence = restored.sequence if restored else 0
@@ -216,14 +214,14 @@ class Session:
             self._dirty.set()
 
     async def _write(self, store: RedisSessionStore) -> None:
-        """Writes what changed to the store, and at least every HEARTBEAT_S, which keeps
-        the record alive. While Redis does not answer the session goes on unwritten: a
+        """Writes what changed to the store, and at least every `store.refresh_s`, which
+        keeps the record alive. While Redis does not answer the session goes on unwritten: a
         resume on this gateway still works, one elsewhere finds an older record and is
         refused rather than given duplicates (its last_sequence is ahead of the record)."""
         failing = False
         while not self._reported:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HEARTBEAT_S):
+                async with asyncio.timeout(store.refresh_s):
                     await self._dirty.wait()
             self._dirty.clear()
             sequence = self._sequence
@@ -531,7 +529,8 @@ class SessionRegistry:
         store, epoch = self.store if resumable else None, 0
         if store is not None:
             try:
-                epoch = await store.create(token_key(token), session_id, subject, config)
+                languages = (stream.languages.spoken, stream.languages.targets)
+                epoch = await store.create(token_key(token), session_id, subject, config, languages)
             except SessionStoreUnavailableError as error:
                 logger.warning("session kept on this gateway only: %s", error)
                 store = None
