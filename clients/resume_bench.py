@@ -26,6 +26,7 @@ import numpy as np
 from clients.audio_file import PcmAudio, read_pcm
 from clients.streaming import SendLog, stream_audio, streaming_config
 from clients.tcp_proxy import CuttableProxy
+from clients.wer import normalize, word_error_rate
 from dragoman.embedded import EmbeddedStack
 from dragoman.redis_server import RedisServer
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
@@ -222,6 +223,10 @@ def _report(unbroken, broken, cuts: list[float], log: SendLog) -> None:
         f"not matched word for word, {duplicated} duplicated, segment ids "
         f"{'continuous' if ids == list(range(1, len(ids) + 1)) else 'NOT continuous'}"
     )
+    reference = normalize(" ".join(r.transcript for _, r in unbroken))
+    hypothesis = normalize(" ".join(r.transcript for _, r in broken))
+    error_rate = word_error_rate([reference], [hypothesis])
+    print(f"  WER of the broken run against the unbroken one: {error_rate:.3f}")
     arrival = {r.segment_id: at for at, r in unbroken}
     straddling, others = [], []
     for at, result in broken:
