@@ -78,11 +78,7 @@ class SpeechServicer(speech_pb2_grpc.SpeechServiceServicer):
         delivered before the server stops.
         """
         self._drain_cut_s = grace_s / 2
-        handed_over = (
-            {session.stream for session in self._sessions if session.resumable}
-            if self._sessions.store is not None
-            else set()
-        )
+        handed_over = {session.stream for session in self._sessions if session.shared}
         logger.info("draining %d streams", len(self._streams))
         for stream in self._streams - handed_over:
             stream.drain(

@@ -166,6 +166,11 @@ class Session:
         return self._policy.grace_s > 0
 
     @property
+    def shared(self) -> bool:
+        """Written to the session store: another gateway can take it over."""
+        return self._mirror is not None
+
+    @property
     def last_sequence(self) -> int:
         return self._sequence
 
@@ -192,7 +197,7 @@ class Session:
             )
         finally:
             self._changed.set()
-            if not self.attached:
+            if not self.attached and not self.handed_over:
                 self._report_end()
 
     def _report_end(self) -> None:
@@ -257,6 +262,8 @@ class Session:
         )
         self._changed.set()
         self._task.cancel()
+        if not self.attached:
+            self._report_end()
 
     async def hand_over(self) -> None:
         """For a gateway that shuts down: stops recognizing, writes a last checkpoint that
@@ -267,10 +274,10 @@ class Session:
         self._end = DrainingError(
             "the gateway is shutting down and handed this session over: resume it"
         )
+        self.handed_over = True
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        self.handed_over = True
         self._checkpoint(always=True, elsewhere=True)
         while self._written < self._sequence and not self._mirror.done():
             self._changed.clear()
@@ -458,6 +465,8 @@ class Session:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        if not self.attached:
+            self._report_end()
 
 
 def check_range(

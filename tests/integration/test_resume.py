@@ -2,7 +2,9 @@
 mid-utterance, several times in one stream, and the client resumes its session."""
 
 import asyncio
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 
@@ -343,3 +345,49 @@ async def _poll(socket) -> str | None:
     except TimeoutError:
         return None
     return message.data if message.type == aiohttp.WSMsgType.TEXT else None
+
+
+def test_a_gateway_that_shuts_down_hands_its_sessions_over(stack, redis_server) -> None:
+    """One session attached and one detached when the gateway drains: the attached one is
+    told to resume elsewhere, and both resume on the other gateway."""
+    audio = read_wav(DATA / "en" / "jfk.wav")
+    config = speech_pb2.StreamingRecognizeRequest(
+        streaming_config=streaming_config(audio, language_code="en")
+    )
+    chunks = [speech_pb2.StreamingRecognizeRequest(audio_content=c) for c in audio.chunks(100)]
+    settings = {"resume_grace_s": 10.0, "redis_url": redis_server.url}
+    with (
+        own_gateway(stack, **settings) as remaining,
+        contextlib.ExitStack() as leaving_gateway,
+    ):
+        leaving = leaving_gateway.enter_context(own_gateway(stack, **settings))
+        to_leaving = grpc.insecure_channel(leaving.address)
+        stub = speech_pb2_grpc.SpeechServiceStub(to_leaving)
+        detached = stub.StreamingRecognize(_slowly([config, *chunks[:10]]), timeout=30)
+        detached_token = next(detached).session.resume_token
+        detached.cancel()
+        _detached(leaving)
+        attached = stub.StreamingRecognize(_slowly([config, *chunks[:30]]), timeout=30)
+        attached_token = next(attached).session.resume_token
+        received = []
+
+        def read_attached() -> None:
+            with contextlib.suppress(grpc.RpcError):
+                received.extend(attached)
+
+        reader = threading.Thread(target=read_attached)
+        reader.start()
+        time.sleep(1.0)
+        leaving_gateway.close()  # drains while the stream is attached
+        reader.join(timeout=10)
+        assert attached.code() == grpc.StatusCode.UNAVAILABLE
+        last = received[-1]
+        assert last.checkpoint.resume_elsewhere, last
+        with grpc.insecure_channel(remaining.address) as channel:
+            stub = speech_pb2_grpc.SpeechServiceStub(channel)
+            for token, sequence in ((attached_token, last.sequence), (detached_token, 0)):
+                resumed = _resume(stub, token, sequence, keep_open=True)
+                assert next(resumed).session.resumed
+                resumed.cancel()
+        assert _resumes(remaining, "rebuilt") == 2.0
+        to_leaving.close()
