@@ -101,9 +101,9 @@ class SegmenterOptions:
 
 @dataclass(frozen=True)
 class StreamPosition:
-    """Where a segmenter starts: the stream sample of its first audio and the id of the
-    first utterance it finds. A fresh stream starts at (0, 1); a session resumed on another
-    gateway starts at its last checkpoint."""
+    """A place in a stream: a 16 kHz stream sample, and the id of the utterance that starts
+    there or next. A segmenter starts at one: a fresh stream at (0, 1), a session resumed
+    on another gateway at its last checkpoint."""
 
     sample: int = 0
     segment_id: int = 1

@@ -219,6 +219,20 @@ class RedisSessionStore:
             outbox=[speech_pb2.StreamingRecognizeResponse.FromString(r) for r in responses],
         )
 
+    async def count_resume(self, key: str, window_s: float) -> int:
+        """Counts a resume of the session; the resumes counted in the window of `window_s`
+        that the first of them opened."""
+        counter = f"dragoman:session:{{{key}}}:resumes"
+
+        async def count() -> int:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(counter, 0, ex=int(window_s), nx=True)
+                pipe.incr(counter)
+                _, resumes = await pipe.execute()
+            return int(resumes)
+
+        return await self._call("count resume", count)
+
     async def claim(self, key: str, epoch: int) -> int | None:
         """Makes this gateway the owner, attached; the new epoch, or None when the session
         changed since `epoch` was read."""

@@ -324,10 +324,7 @@ class Session:
         while self._resumes and now - self._resumes[0] > RESUME_WINDOW_S:
             self._resumes.popleft()
         if len(self._resumes) >= self._policy.max_resumes:
-            raise SessionFloodError(
-                f"this session was resumed {len(self._resumes)} times in the last "
-                f"{RESUME_WINDOW_S:g} s; back off before resuming again"
-            )
+            raise flood_error(len(self._resumes))
         self._resumes.append(now)
         oldest = self._outbox[0].sequence if self._outbox else self._sequence + 1
         check_range(
@@ -469,6 +466,13 @@ class Session:
             self._report_end()
 
 
+def flood_error(resumes: int) -> SessionFloodError:
+    return SessionFloodError(
+        f"this session was resumed {resumes} times in the last {RESUME_WINDOW_S:g} s; back "
+        "off before resuming again"
+    )
+
+
 def check_range(
     last_sequence: int,
     audio_offset_s: float,
@@ -574,6 +578,7 @@ class SessionRegistry:
             else:
                 attached = found.attached and found.owner and await self.store.alive(found.owner)
             if not attached:
+                await self._count_resume(token)
                 return found
             if time.monotonic() >= deadline:
                 where = "this" if isinstance(found, Session) else "another"
@@ -582,6 +587,16 @@ class SessionRegistry:
                     "retry in a moment"
                 )
             await asyncio.sleep(ATTACHED_POLL_S)
+
+    async def _count_resume(self, token: str) -> None:
+        """With a store, resumes are counted there, so that a flood spread over gateways
+        is refused too (each gateway also counts those it takes)."""
+        if self.store is None:
+            return
+        with contextlib.suppress(SessionStoreUnavailableError):
+            resumes = await self.store.count_resume(token_key(token), RESUME_WINDOW_S)
+            if resumes > self.policy.max_resumes:
+                raise flood_error(resumes - 1)
 
     async def _find(self, token: str, subject: str) -> Session | SessionRecord:
         key = token_key(token)

@@ -391,3 +391,33 @@ def test_a_gateway_that_shuts_down_hands_its_sessions_over(stack, redis_server) 
                 resumed.cancel()
         assert _resumes(remaining, "rebuilt") == 2.0
         to_leaving.close()
+
+
+def test_a_resume_flood_spread_over_gateways_is_refused(stack, redis_server) -> None:
+    settings = {"resume_grace_s": 10.0, "resume_max_per_minute": 3, "redis_url": redis_server.url}
+    with own_gateway(stack, **settings) as first, own_gateway(stack, **settings) as second:
+        audio = read_wav(DATA / "en" / "jfk.wav")
+        config = speech_pb2.StreamingRecognizeRequest(
+            streaming_config=streaming_config(audio, language_code="en")
+        )
+        with (
+            grpc.insecure_channel(first.address) as to_first,
+            grpc.insecure_channel(second.address) as to_second,
+        ):
+            stubs = [speech_pb2_grpc.SpeechServiceStub(c) for c in (to_first, to_second)]
+            started = stubs[0].StreamingRecognize(_slowly([config]), timeout=30)
+            token = next(started).session.resume_token
+            started.cancel()
+            codes = []
+            for attempt in range(5):
+                _detached(first)
+                _detached(second)
+                call = _resume(stubs[(attempt + 1) % 2], token, keep_open=True)
+                try:
+                    next(call)
+                    call.cancel()
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.RpcError as error:
+                    codes.append(error.code())
+        assert codes[:3] == [grpc.StatusCode.OK] * 3, codes
+        assert codes[3:] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2, codes
