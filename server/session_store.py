@@ -38,7 +38,8 @@ CONNECTIONS = 64
 
 _SAVE = """
 if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
-for i = 11, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
+if ARGV[11] == '1' then redis.call('DEL', KEYS[2]) end
+for i = 12, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
 redis.call('HSET', KEYS[1], 'sequence', ARGV[4], 'sample', ARGV[5], 'segment_id', ARGV[6],
     'attached', ARGV[7], 'owner', ARGV[8], 'spoken', ARGV[9], 'targets', ARGV[10])
@@ -67,6 +68,9 @@ class SessionState:
 
     responses: list[speech_pb2.StreamingRecognizeResponse]
     """The responses since the last write."""
+    gap: bool
+    """Some responses since the last write are no longer kept (Redis was away for long):
+    the stored outbox starts afresh, so a resume from before them is refused."""
     sequence: int
     point: StreamPosition
     """The last checkpoint: where a rebuilt pipeline starts."""
@@ -185,6 +189,7 @@ class RedisSessionStore:
             self.gateway_id if state.owned else "",
             state.spoken,
             ",".join(state.targets),
+            int(state.gap),
             *(response.SerializeToString() for response in state.responses),
         ]
         written = await self._call("save", lambda: self._save(keys=_keys(key), args=arguments))

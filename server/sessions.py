@@ -133,7 +133,10 @@ class Session:
         self._outbox: deque[Response] = deque(restored.outbox if restored else ())
         self._sequence = restored.sequence if restored else 0
         self._written = self._sequence
-        """The last sequence written to the store: only those are sent."""
+        """The last sequence written to the store, or given up on while it did not
+        answer: only those are sent."""
+        self._stored = self._sequence
+        """The last sequence the store has: the next write starts after it."""
         self._sent = 0
         """The last sequence yielded to a connection."""
         self._point = restored.point if restored else STREAM_START
@@ -222,7 +225,8 @@ class Session:
         """Writes what changed to the store, and at least every `store.refresh_s`, which
         keeps the record alive. While Redis does not answer the session goes on unwritten: a
         resume on this gateway still works, one elsewhere finds an older record and is
-        refused rather than given duplicates (its last_sequence is ahead of the record)."""
+        refused rather than given duplicates (its last_sequence is ahead of the record).
+        Once Redis answers again, the responses it missed are written with the next batch."""
         failing = False
         while not self._reported:
             with contextlib.suppress(TimeoutError):
@@ -231,8 +235,10 @@ class Session:
             self._dirty.clear()
             sequence = self._sequence
             languages = self.stream.languages
+            unstored = [r for r in self._outbox if r.sequence > self._stored]
             state = SessionState(
-                responses=[r for r in self._outbox if r.sequence > self._written],
+                responses=unstored,
+                gap=(unstored[0].sequence if unstored else sequence + 1) > self._stored + 1,
                 sequence=sequence,
                 point=self._point,
                 attached=self.attached,
@@ -242,6 +248,7 @@ class Session:
             )
             try:
                 kept = await store.save(self.key, self.epoch, state)
+                self._stored = sequence
                 failing = False
             except SessionStoreUnavailableError as error:
                 if not failing:
