@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+import grpc
 from redis.exceptions import RedisError
 
 from dragoman.speech.v1 import speech_pb2
@@ -37,7 +38,9 @@ HEARTBEAT_S = 0.5
 CONNECTIONS = 64
 
 _SAVE = """
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then return -1 end
+if epoch ~= ARGV[1] then return 0 end
 if ARGV[11] == '1' then redis.call('DEL', KEYS[2]) end
 for i = 12, #ARGV do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
@@ -59,7 +62,10 @@ return redis.call('DEL', KEYS[1], KEYS[2])
 
 
 class SessionStoreUnavailableError(GatewayError):
-    """Redis did not answer; the session goes on in this gateway alone."""
+    """Redis did not answer; a session goes on in its gateway alone, and a resume that
+    needs Redis is to be retried."""
+
+    code = grpc.StatusCode.UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ class RedisSessionStore:
             return await call()
         except (RedisError, OSError) as error:
             raise SessionStoreUnavailableError(
-                f"the session store (Redis) did not answer ({what}: {error})"
+                f"the session store (Redis) did not answer ({what}: {error}); retry the resume"
             ) from None
 
     def start(self) -> None:
@@ -147,8 +153,10 @@ class RedisSessionStore:
         subject: str,
         config: speech_pb2.StreamingRecognitionConfig,
         languages: tuple[str, tuple[str, ...]],
+        epoch: int = 1,
     ) -> int:
-        """Writes a new session owned by this gateway; returns its epoch."""
+        """Writes a new session owned by this gateway (or one Redis lost, as when it
+        restarted empty, under its next `epoch`); returns its epoch."""
         record, outbox = _keys(key)
 
         async def create() -> None:
@@ -161,7 +169,7 @@ class RedisSessionStore:
                         "subject": subject,
                         "config": config.SerializeToString(),
                         "owner": self.gateway_id,
-                        "epoch": 1,
+                        "epoch": epoch,
                         "attached": 1,
                         "sequence": 0,
                         "sample": 0,
@@ -174,10 +182,11 @@ class RedisSessionStore:
                 await pipe.execute()
 
         await self._call("create", create)
-        return 1
+        return epoch
 
-    async def save(self, key: str, epoch: int, state: SessionState) -> bool:
-        """False when another gateway has claimed the session since `epoch`."""
+    async def save(self, key: str, epoch: int, state: SessionState) -> bool | None:
+        """False when another gateway has claimed the session since `epoch`; None when
+        the record is gone (Redis restarted empty, or it expired)."""
         arguments = [
             epoch,
             self._ttl_ms,
@@ -192,8 +201,8 @@ class RedisSessionStore:
             int(state.gap),
             *(response.SerializeToString() for response in state.responses),
         ]
-        written = await self._call("save", lambda: self._save(keys=_keys(key), args=arguments))
-        return bool(written)
+        written = int(await self._call("save", lambda: self._save(keys=_keys(key), args=arguments)))
+        return None if written < 0 else bool(written)
 
     async def load(self, key: str) -> SessionRecord | None:
         record, outbox = _keys(key)

@@ -108,6 +108,7 @@ class Session:
         subject: str,
         stream: RecognitionStream,
         *,
+        config: speech_pb2.StreamingRecognitionConfig,
         token: str,
         sample_rate_hz: int,
         frame_bytes: int,
@@ -121,6 +122,7 @@ class Session:
         from it continues that record's sequence and outbox from its checkpoint."""
         self.session_id = session_id
         self.subject = subject
+        self.config = config
         self.token = token
         self.key = token_key(token)
         self.stream = stream
@@ -248,6 +250,9 @@ class Session:
             )
             try:
                 kept = await store.save(self.key, self.epoch, state)
+                if kept is None:
+                    await self._write_again(store)
+                    continue
                 self._stored = sequence
                 failing = False
             except SessionStoreUnavailableError as error:
@@ -259,6 +264,22 @@ class Session:
             if not kept:
                 self._moved()
                 return
+
+    async def _write_again(self, store: RedisSessionStore) -> None:
+        """The record is gone while the session lives (Redis restarted empty): it is
+        written anew, the responses still kept included."""
+        logger.warning("session record lost from Redis; writing it again")
+        languages = self.stream.languages
+        self.epoch = await store.create(
+            self.key,
+            self.session_id,
+            self.subject,
+            self.config,
+            (languages.spoken, languages.targets),
+            epoch=self.epoch + 1,
+        )
+        self._stored = 0
+        self._dirty.set()
 
     def _moved(self) -> None:
         """Another gateway claimed the session: this copy ends without a word to anyone."""
@@ -558,6 +579,7 @@ class SessionRegistry:
             session_id,
             subject,
             stream,
+            config=config,
             token=token,
             sample_rate_hz=sample_rate_hz,
             frame_bytes=frame_bytes,
@@ -680,6 +702,7 @@ class SessionRegistry:
             record.session_id,
             record.subject,
             stream,
+            config=record.config,
             token=token,
             sample_rate_hz=sample_rate_hz,
             frame_bytes=frame_bytes,

@@ -18,7 +18,9 @@ from clients.audio_file import PcmAudio
 from clients.streaming import stream_audio, streaming_config
 from clients.tcp_proxy import CuttableProxy
 from clients.wer import normalize, word_error_rate
+from dragoman.redis_server import RedisServer
 from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc, websocket_pb2
+from dragoman.topology import free_port
 from server.bridge import JSON_PROTOCOL
 from tests.conftest import DATA, own_gateway
 from tests.streaming import read_wav, samples, seconds, silence
@@ -421,3 +423,48 @@ def test_a_resume_flood_spread_over_gateways_is_refused(stack, redis_server) -> 
                     codes.append(error.code())
         assert codes[:3] == [grpc.StatusCode.OK] * 3, codes
         assert codes[3:] == [grpc.StatusCode.RESOURCE_EXHAUSTED] * 2, codes
+
+
+def test_live_sessions_outlive_a_redis_restart(stack) -> None:
+    """Redis restarts empty (it keeps nothing on disk here): a gateway writes its live
+    sessions again, and one of them then resumes on the other gateway."""
+    redis = RedisServer(free_port())
+    stack.loop.run(redis.start())
+    settings = {"resume_grace_s": 10.0, "redis_url": redis.url}
+    audio = read_wav(DATA / "en" / "jfk.wav")
+    config = speech_pb2.StreamingRecognizeRequest(
+        streaming_config=streaming_config(audio, language_code="en")
+    )
+    chunks = [speech_pb2.StreamingRecognizeRequest(audio_content=c) for c in audio.chunks(100)]
+    try:
+        with (
+            own_gateway(stack, **settings) as first,
+            own_gateway(stack, **settings) as second,
+            grpc.insecure_channel(first.address) as to_first,
+            grpc.insecure_channel(second.address) as to_second,
+        ):
+            call = speech_pb2_grpc.SpeechServiceStub(to_first).StreamingRecognize(
+                _slowly([config, *chunks[:20]]), timeout=30
+            )
+            token = next(call).session.resume_token
+            stack.loop.run(redis.stop())
+            stack.loop.run(redis.start())
+            call.cancel()
+            _detached(first)
+            other = speech_pb2_grpc.SpeechServiceStub(to_second)
+            deadline = time.monotonic() + 10
+            while True:
+                resumed = _resume(other, token, keep_open=True)
+                try:
+                    started = next(resumed)
+                    break
+                except grpc.RpcError as error:
+                    code = error.code()
+                # NOT_FOUND until written again; UNAVAILABLE from a connection Redis closed
+                assert code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE)
+                assert time.monotonic() < deadline, "the session was never written again"
+                time.sleep(0.2)
+            assert started.session.resumed
+            resumed.cancel()
+    finally:
+        stack.loop.run(redis.close())
