@@ -104,6 +104,10 @@ class SessionRecord:
     outbox: list[speech_pb2.StreamingRecognizeResponse]
 
 
+def _alive_key(gateway_id: str) -> str:
+    return f"dragoman:gateway:{gateway_id}"
+
+
 def _keys(key: str) -> list[str]:
     return [f"dragoman:session:{{{key}}}", f"dragoman:session:{{{key}}}:outbox"]
 
@@ -135,16 +139,14 @@ class RedisSessionStore:
         self._heartbeat = asyncio.create_task(self._beat(), name="session store heartbeat")
 
     async def _beat(self) -> None:
-        alive = f"dragoman:gateway:{self.gateway_id}"
+        alive = _alive_key(self.gateway_id)
         while True:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.set(alive, b"1", px=int(GATEWAY_TTL_S * 1000))
             await asyncio.sleep(HEARTBEAT_S)
 
     async def alive(self, gateway_id: str) -> bool:
-        return bool(
-            await self._call("alive", lambda: self._redis.exists(f"dragoman:gateway:{gateway_id}"))
-        )
+        return bool(await self._call("alive", lambda: self._redis.exists(_alive_key(gateway_id))))
 
     async def create(
         self,
@@ -265,5 +267,5 @@ class RedisSessionStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             with contextlib.suppress(RedisError, OSError):
-                await self._redis.delete(f"dragoman:gateway:{self.gateway_id}")
+                await self._redis.delete(_alive_key(self.gateway_id))
         await self._redis.aclose()

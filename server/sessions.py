@@ -660,12 +660,16 @@ class SessionRegistry:
         """Marks this gateway's own session attached here in the store."""
         if self.store is None or session.epoch == 0:
             return
-        epoch = await self.store.claim(session.key, session.epoch)
-        if epoch is None:
+        session.epoch = await self._claim(session.key, session.epoch)
+
+    async def _claim(self, key: str, epoch: int) -> int:
+        assert self.store is not None
+        claimed = await self.store.claim(key, epoch)
+        if claimed is None:
             raise SessionAttachedError(
                 "this session was resumed on another gateway meanwhile; retry in a moment"
             )
-        session.epoch = epoch
+        return claimed
 
     async def restore(
         self,
@@ -689,11 +693,7 @@ class SessionRegistry:
             received_s=record.point.offset_s,
         )
         key = token_key(token)
-        epoch = await self.store.claim(key, record.epoch)
-        if epoch is None:
-            raise SessionAttachedError(
-                "this session was resumed on another gateway meanwhile; retry in a moment"
-            )
+        epoch = await self._claim(key, record.epoch)
         stale = self._sessions.pop(key, None)
         if stale is not None:
             stale.handed_over = True
