@@ -88,11 +88,11 @@ format: setup
 
 # Generated code is never edited: change the .proto files and run this.
 proto: setup
-	$(BIN)/python -m dragoman.protogen
+	$(BIN)/python protos/generate.py
 
 proto-check: proto
-	@test -z "$$(git status --porcelain -- dragoman/)" || \
-		(git status --short -- dragoman/; echo "generated protobuf code differs from protos/: run 'make proto' and commit"; exit 1)
+	@test -z "$$(git status --porcelain -- dragoman/api/)" || \
+		(git status --short -- dragoman/api/; echo "generated protobuf code differs from protos/: run 'make proto' and commit"; exit 1)
 
 bench: setup
 	$(BIN)/dragoman bench

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from dragoman.clients.audio_file import PcmAudio, read_pcm
+from dragoman.clients.streaming import SendLog, stream_audio, streaming_config
+from dragoman.clients.wer import word_error_rate
+from dragoman.stt.models import prepare
+from dragoman.stt.settings import SttSettings
 from faster_whisper import WhisperModel
 
-from clients.audio_file import PcmAudio, read_pcm
-from clients.streaming import SendLog, stream_audio, streaming_config
-from clients.wer import word_error_rate
-from dragoman.embedded import EmbeddedStack
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
-from stt.models import prepare
-from stt.settings import SttSettings
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.launch.embedded import EmbeddedStack
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech"
 TRAILING_SILENCE_S = 2.0

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from clients.audio_file import PcmAudio, read_pcm
-from clients.wer import normalize
+from dragoman.clients.audio_file import PcmAudio, read_pcm
+from dragoman.clients.wer import normalize
 
 SAMPLE_RATE_HZ = 16000
 FRAME_S = 0.02

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from clients.conversation import Clip
-from clients.wer import word_error_rate
-from stt import models
-from stt.engine import TranscribeOptions, WhisperEngine
-from stt.windows import WindowPolicy
+from dragoman.clients.conversation import Clip
+from dragoman.clients.wer import word_error_rate
+from dragoman.stt import models
+from dragoman.stt.engine import TranscribeOptions, WhisperEngine
+from dragoman.stt.windows import WindowPolicy
 
 FINAL = TranscribeOptions(beam_size=5)
 INTERIM = TranscribeOptions(

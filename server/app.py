@@ -3,30 +3,31 @@
 import asyncio
 import logging
 
+from dragoman.gateway.bridge import WebSocketBridge
+from dragoman.gateway.errors import GatewayError
+from dragoman.gateway.hallucination import HallucinationOptions
+from dragoman.gateway.limits import StreamLimits
+from dragoman.gateway.metrics import GatewayMetrics
+from dragoman.gateway.room_store import MemoryRoomStore, RoomStore
+from dragoman.gateway.room_store_redis import RedisRoomStore
+from dragoman.gateway.rooms import CaptionRooms
+from dragoman.gateway.service import SpeechServicer
+from dragoman.gateway.session_store import RedisSessionStore
+from dragoman.gateway.sessions import ResumePolicy, SessionRegistry
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.gateway.stream import StreamTuning
+from dragoman.gateway.stt_client import ModelCatalog, SttClient
+from dragoman.gateway.translate_client import TranslateClient
+from dragoman.gateway.translation import Translator
+from dragoman.gateway.vad import SileroModel
+from dragoman.gateway.web import WebServer
+
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.auth import Authenticator
 from dragoman.metrics import Metrics
 from dragoman.serving import ServiceHost, run_until_signal
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.tls import channel_credentials
 from dragoman.tracing import Tracing
-from server.bridge import WebSocketBridge
-from server.errors import GatewayError
-from server.hallucination import HallucinationOptions
-from server.limits import StreamLimits
-from server.metrics import GatewayMetrics
-from server.room_store import MemoryRoomStore, RoomStore
-from server.room_store_redis import RedisRoomStore
-from server.rooms import CaptionRooms
-from server.service import SpeechServicer
-from server.session_store import RedisSessionStore
-from server.sessions import ResumePolicy, SessionRegistry
-from server.settings import GatewaySettings
-from server.stream import StreamTuning
-from server.stt_client import ModelCatalog, SttClient
-from server.translate_client import TranslateClient
-from server.translation import Translator
-from server.vad import SileroModel
-from server.web import WebServer
 
 logger = logging.getLogger(__name__)
 

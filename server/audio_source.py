@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-
-from server.audio import SAMPLE_RATE_HZ, make_decoder
-from server.config import StreamOptions
-from server.segmenter import (
+from dragoman.gateway.audio import SAMPLE_RATE_HZ, make_decoder
+from dragoman.gateway.config import StreamOptions
+from dragoman.gateway.segmenter import (
     STREAM_START,
     EndReason,
     Event,
@@ -21,7 +20,7 @@ from server.segmenter import (
     SpeechState,
     StreamPosition,
 )
-from server.vad import DualVad, SileroModel
+from dragoman.gateway.vad import DualVad, SileroModel
 
 
 class AudioSource:

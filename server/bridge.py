@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from aiohttp import WSCloseCode, WSMsgType, web
+from dragoman.gateway.errors import ClientGoneError, GatewayError, InvalidRequestError
+from dragoman.gateway.service import SpeechServicer, internal_error
 from google.protobuf import json_format
 from opentelemetry import propagate, trace
 
+from dragoman.api.speech.v1 import speech_pb2, websocket_pb2
 from dragoman.auth import ANYONE, RECOGNIZE, Authenticator, AuthError, Identity
 from dragoman.logs import session_id_var
-from dragoman.speech.v1 import speech_pb2, websocket_pb2
-from server.errors import ClientGoneError, GatewayError, InvalidRequestError
-from server.service import SpeechServicer, internal_error
 
 logger = logging.getLogger(__name__)
 

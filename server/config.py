@@ -8,14 +8,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dragoman.gateway.errors import InvalidRequestError
+from dragoman.gateway.segmenter import SegmenterOptions
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.gateway.vad import VadOptions
 from faster_whisper.tokenizer import _LANGUAGE_CODES
 from google.protobuf import duration_pb2
 
-from dragoman.speech.v1 import speech_pb2
-from server.errors import InvalidRequestError
-from server.segmenter import SegmenterOptions
-from server.settings import GatewaySettings
-from server.vad import VadOptions
+from dragoman.api.speech.v1 import speech_pb2
 
 AUTO_LANGUAGE = "auto"
 ENCODINGS = {

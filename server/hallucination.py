@@ -10,8 +10,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dragoman.speech.v1 import speech_pb2
-from dragoman.stt.v1 import stt_pb2
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.api.stt.v1 import stt_pb2
 
 Reason = speech_pb2.SuppressionReason
 

@@ -8,7 +8,7 @@ an interim that says what the previous one said is not sent again.
 from collections import Counter
 from dataclasses import dataclass
 
-from server.transcriber import Transcript
+from dragoman.gateway.transcriber import Transcript
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ limit's status, so a limit never loses what was already said.
 
 from dataclasses import dataclass
 
-from server.errors import GatewayError, StreamLimitError
+from dragoman.gateway.errors import GatewayError, StreamLimitError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ utterance, so no word is lost or said twice.
 
 from dataclasses import dataclass
 
-from server.transcriber import TimedWord
+from dragoman.gateway.transcriber import TimedWord
 
 HOLDBACK_S = 1.5
 """Words ending this close to the end of the decoded audio are not committed."""

@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-
-from dragoman.logs import segment_id_var
-from server.audio import SAMPLE_RATE_HZ
-from server.errors import GatewayError, OverloadedError
-from server.phrase_cut import PhraseCut, choose
-from server.policy import Action, PolicyTuning, View, decide
-from server.segmenter import (
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
+from dragoman.gateway.errors import GatewayError, OverloadedError
+from dragoman.gateway.phrase_cut import PhraseCut, choose
+from dragoman.gateway.policy import Action, PolicyTuning, View, decide
+from dragoman.gateway.segmenter import (
     TRAILING_SILENCE_S,
     SpeechEnded,
     SpeechStarted,
@@ -31,7 +29,9 @@ from server.segmenter import (
     StreamPosition,
     UtteranceEnded,
 )
-from server.transcriber import Call, Purpose, Transcriber, Transcript
+from dragoman.gateway.transcriber import Call, Purpose, Transcriber, Transcript
+
+from dragoman.logs import segment_id_var
 
 logger = logging.getLogger(__name__)
 

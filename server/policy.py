@@ -21,7 +21,7 @@ again; it does no I/O, so it is tested by feeding it snapshots.
 import enum
 from dataclasses import dataclass
 
-from server.segmenter import SpeechState
+from dragoman.gateway.segmenter import SpeechState
 
 MIN_NEW_AUDIO_S = 0.1
 """An interim covers at least this much audio that its predecessor did not."""

@@ -18,10 +18,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from dragoman.speech.v1 import speech_pb2
-from server.errors import GatewayError
-from server.metrics import GatewayMetrics
-from server.room_store import RoomStore
+from dragoman.gateway.errors import GatewayError
+from dragoman.gateway.metrics import GatewayMetrics
+from dragoman.gateway.room_store import RoomStore
+
+from dragoman.api.speech.v1 import speech_pb2
 
 logger = logging.getLogger(__name__)
 

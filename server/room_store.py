@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import grpc
+from dragoman.gateway.errors import GatewayError, InvalidRequestError
 
-from dragoman.speech.v1 import speech_pb2
-from server.errors import GatewayError, InvalidRequestError
+from dragoman.api.speech.v1 import speech_pb2
 
 POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
 START = "0-0"

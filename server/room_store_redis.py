@@ -19,12 +19,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from redis.exceptions import RedisError, ResponseError
-
-from dragoman.speech.v1 import speech_pb2
-from server.errors import GatewayError
-from server.redis_client import pooled_client
-from server.room_store import (
+from dragoman.gateway.errors import GatewayError
+from dragoman.gateway.redis_client import pooled_client
+from dragoman.gateway.room_store import (
     INTERIMS_KEPT,
     START,
     Cursor,
@@ -38,6 +35,9 @@ from server.room_store import (
     listened,
     parse_position,
 )
+from redis.exceptions import RedisError, ResponseError
+
+from dragoman.api.speech.v1 import speech_pb2
 
 T = TypeVar("T")
 DATA = b"caption"

@@ -22,18 +22,19 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from dragoman.speech.v1 import speech_pb2
-from server.errors import GatewayError, InvalidRequestError, OverloadedError
-from server.metrics import GatewayMetrics
-from server.room_publisher import RoomPublisher
-from server.room_store import (
+from dragoman.gateway.errors import GatewayError, InvalidRequestError, OverloadedError
+from dragoman.gateway.metrics import GatewayMetrics
+from dragoman.gateway.room_publisher import RoomPublisher
+from dragoman.gateway.room_store import (
     START,
     RoomStore,
     StoredCaption,
     listener_key,
     parse_position,
 )
-from server.translation import Translator
+from dragoman.gateway.translation import Translator
+
+from dragoman.api.speech.v1 import speech_pb2
 
 logger = logging.getLogger(__name__)
 

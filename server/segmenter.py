@@ -21,9 +21,8 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-
-from server.audio import SAMPLE_RATE_HZ
-from server.vad import SILERO_WINDOW_SAMPLES, DualVad, VadDecision
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
+from dragoman.gateway.vad import SILERO_WINDOW_SAMPLES, DualVad, VadDecision
 
 logger = logging.getLogger(__name__)
 

@@ -7,31 +7,31 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
-from opentelemetry import trace
-
-from dragoman.auth import CAPTIONS, RECOGNIZE, Authenticator, Identity
-from dragoman.logs import session_id_var
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
-from server import config
-from server.durations import duration, seconds
-from server.errors import (
+from dragoman.gateway import config
+from dragoman.gateway.durations import duration, seconds
+from dragoman.gateway.errors import (
     DrainingError,
     GatewayError,
     InvalidRequestError,
     OverloadedError,
     PermissionDeniedError,
 )
-from server.metrics import GatewayMetrics
-from server.room_publisher import RoomPublisher
-from server.rooms import CaptionRooms
-from server.segmenter import STREAM_START, StreamPosition
-from server.sessions import Session, SessionRegistry
-from server.settings import GatewaySettings
-from server.stream import RecognitionStream, StreamTuning
-from server.stt_client import SttClient
-from server.translation import Translator
-from server.utterance_spans import UtteranceSpans
-from server.vad import SileroModel
+from dragoman.gateway.metrics import GatewayMetrics
+from dragoman.gateway.room_publisher import RoomPublisher
+from dragoman.gateway.rooms import CaptionRooms
+from dragoman.gateway.segmenter import STREAM_START, StreamPosition
+from dragoman.gateway.sessions import Session, SessionRegistry
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.gateway.stream import RecognitionStream, StreamTuning
+from dragoman.gateway.stt_client import SttClient
+from dragoman.gateway.translation import Translator
+from dragoman.gateway.utterance_spans import UtteranceSpans
+from dragoman.gateway.vad import SileroModel
+from opentelemetry import trace
+
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.auth import CAPTIONS, RECOGNIZE, Authenticator, Identity
+from dragoman.logs import session_id_var
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
+from dragoman.gateway.errors import GatewayError
+from dragoman.gateway.redis_client import pooled_client
+from dragoman.gateway.segmenter import StreamPosition
 from redis.exceptions import RedisError
 
-from dragoman.speech.v1 import speech_pb2
-from server.errors import GatewayError
-from server.redis_client import pooled_client
-from server.segmenter import StreamPosition
+from dragoman.api.speech.v1 import speech_pb2
 
 logger = logging.getLogger(__name__)
 

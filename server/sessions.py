@@ -28,19 +28,24 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import grpc
-
-from dragoman.speech.v1 import speech_pb2
-from server.audio import SAMPLE_RATE_HZ
-from server.durations import duration
-from server.errors import ClientGoneError, DrainingError, GatewayError, InvalidRequestError
-from server.segmenter import STREAM_START
-from server.session_store import (
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
+from dragoman.gateway.durations import duration
+from dragoman.gateway.errors import (
+    ClientGoneError,
+    DrainingError,
+    GatewayError,
+    InvalidRequestError,
+)
+from dragoman.gateway.segmenter import STREAM_START
+from dragoman.gateway.session_store import (
     RedisSessionStore,
     SessionRecord,
     SessionState,
     SessionStoreUnavailableError,
 )
-from server.stream import RecognitionStream
+from dragoman.gateway.stream import RecognitionStream
+
+from dragoman.api.speech.v1 import speech_pb2
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ class GatewaySettings(ServiceSettings, ServerTlsSettings):
     )
     web_root: str = Field(
         "",
-        description="Folder of the web page served at /; empty: clients/web/dist, built by "
-        "`make web`",
+        description="Folder of the web page served at /; empty: the page the `dragoman` command "
+        "carries (clients/web/dist, built by `make web`)",
     )
     redis_url: str = Field(
         "",

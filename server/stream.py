@@ -15,21 +15,19 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from dragoman.speech.v1 import speech_pb2
-from dragoman.stt.v1 import stt_pb2
-from server import results
-from server.audio import SAMPLE_RATE_HZ, AudioFormatError
-from server.audio_source import AudioSource
-from server.config import StreamOptions, parse_languages
-from server.errors import GatewayError, InvalidRequestError
-from server.hallucination import HallucinationOptions
-from server.interims import InterimState
-from server.limits import AudioPace, StreamLimits
-from server.metrics import GatewayMetrics
-from server.pipeline import Languages, PendingFinal, RecognitionPipeline
-from server.policy import PolicyTuning
-from server.room_publisher import RoomPublisher
-from server.segmenter import (
+from dragoman.gateway import results
+from dragoman.gateway.audio import SAMPLE_RATE_HZ, AudioFormatError
+from dragoman.gateway.audio_source import AudioSource
+from dragoman.gateway.config import StreamOptions, parse_languages
+from dragoman.gateway.errors import GatewayError, InvalidRequestError
+from dragoman.gateway.hallucination import HallucinationOptions
+from dragoman.gateway.interims import InterimState
+from dragoman.gateway.limits import AudioPace, StreamLimits
+from dragoman.gateway.metrics import GatewayMetrics
+from dragoman.gateway.pipeline import Languages, PendingFinal, RecognitionPipeline
+from dragoman.gateway.policy import PolicyTuning
+from dragoman.gateway.room_publisher import RoomPublisher
+from dragoman.gateway.segmenter import (
     STREAM_START,
     EndReason,
     Event,
@@ -39,11 +37,14 @@ from server.segmenter import (
     StreamPosition,
     UtteranceEnded,
 )
-from server.stt_client import SttClient
-from server.transcriber import Call, Purpose, SttTranscriber, Transcript
-from server.translation import Translator
-from server.utterance_spans import UtteranceSpans
-from server.vad import SileroModel
+from dragoman.gateway.stt_client import SttClient
+from dragoman.gateway.transcriber import Call, Purpose, SttTranscriber, Transcript
+from dragoman.gateway.translation import Translator
+from dragoman.gateway.utterance_spans import UtteranceSpans
+from dragoman.gateway.vad import SileroModel
+
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.api.stt.v1 import stt_pb2
 
 logger = logging.getLogger(__name__)
 

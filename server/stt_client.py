@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import grpc
 import numpy as np
+from dragoman.gateway.channels import BackendClient
+from dragoman.gateway.errors import InvalidRequestError, OverloadedError, from_backend
 
-from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
-from server.channels import BackendClient
-from server.errors import InvalidRequestError, OverloadedError, from_backend
+from dragoman.api.stt.v1 import stt_pb2, stt_pb2_grpc
 
 logger = logging.getLogger(__name__)
 

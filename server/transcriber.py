@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
+from dragoman.gateway.hallucination import HallucinationOptions, screen
+from dragoman.gateway.stt_client import SttClient, pcm16
+from dragoman.gateway.utterance_spans import UtteranceSpans
 
-from dragoman.speech.v1 import speech_pb2
-from dragoman.stt.v1 import stt_pb2
-from server.audio import SAMPLE_RATE_HZ
-from server.hallucination import HallucinationOptions, screen
-from server.stt_client import SttClient, pcm16
-from server.utterance_spans import UtteranceSpans
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.api.stt.v1 import stt_pb2
 
 
 class Purpose(enum.Enum):

@@ -1,10 +1,10 @@
 """The gateway's client of the translation service."""
 
 import grpc
+from dragoman.gateway.channels import BackendClient
+from dragoman.gateway.errors import from_backend
 
-from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
-from server.channels import BackendClient
-from server.errors import from_backend
+from dragoman.api.translate.v1 import translate_pb2, translate_pb2_grpc
 
 SERVICE_NAME = translate_pb2.DESCRIPTOR.services_by_name["TranslateService"].full_name
 

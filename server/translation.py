@@ -13,11 +13,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from dragoman.speech.v1 import speech_pb2
-from dragoman.translate.v1 import translate_pb2
-from server.durations import duration
-from server.errors import BackendUnavailableError, GatewayError, InvalidRequestError
-from server.translate_client import Pair, TranslateClient
+from dragoman.gateway.durations import duration
+from dragoman.gateway.errors import BackendUnavailableError, GatewayError, InvalidRequestError
+from dragoman.gateway.translate_client import Pair, TranslateClient
+
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.api.translate.v1 import translate_pb2
 
 WHISPER = "whisper"
 SAME_LANGUAGE = "none"

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from dragoman.speech.v1 import speech_pb2
+from dragoman.api.speech.v1 import speech_pb2
 
 PREFIX = "dragoman."
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime
 import webrtcvad
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
 from faster_whisper.utils import get_assets_path
-
-from server.audio import SAMPLE_RATE_HZ
 
 logger = logging.getLogger(__name__)
 

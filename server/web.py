@@ -8,12 +8,10 @@ import logging
 from pathlib import Path
 
 from aiohttp import web
-
-from server.bridge import PATH, WebSocketBridge
+from dragoman.gateway.bridge import PATH, WebSocketBridge
 
 logger = logging.getLogger(__name__)
 
-BUILT_PAGE = Path(__file__).resolve().parent.parent / "clients" / "web" / "dist"
 NOT_BUILT = "the web page is not built: run `make web`, or set DRAGOMAN_GATEWAY_WEB_ROOT\n"
 
 
@@ -21,11 +19,11 @@ class WebServer:
     """Owns the aiohttp runner of the bridge and the page."""
 
     def __init__(self, bridge: WebSocketBridge, web_root: str, *, drain_grace_s: float) -> None:
-        self._root = Path(web_root) if web_root else BUILT_PAGE
+        self._root = Path(web_root) if web_root else None
         app = web.Application()
         app.router.add_get(PATH, bridge.handle)
         app.router.add_get("/", self._index)
-        if self._root.is_dir():
+        if self._root is not None and self._root.is_dir():
             app.router.add_static("/", self._root)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=drain_grace_s
@@ -33,8 +31,8 @@ class WebServer:
         self.port = 0
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
-        index = self._root / "index.html"
-        if not index.is_file():
+        index = None if self._root is None else self._root / "index.html"
+        if index is None or not index.is_file():
             return web.Response(status=404, text=NOT_BUILT)
         return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
 
@@ -44,8 +42,8 @@ class WebServer:
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         self.port = self._runner.addresses[0][1]
-        if not self._root.is_dir():
-            logger.warning("no web page at %s: %s", self._root, NOT_BUILT.strip())
+        if self._root is None or not self._root.is_dir():
+            logger.warning("no web page at %s: %s", self._root or "(none)", NOT_BUILT.strip())
         return self.port
 
     async def stop(self) -> None:

@@ -4,16 +4,16 @@ import asyncio
 import logging
 
 import grpc
+from dragoman.stt import models
+from dragoman.stt.engine import WhisperEngine
+from dragoman.stt.models import ModelError
+from dragoman.stt.scheduler import Scheduler
+from dragoman.stt.service import SERVICE_NAME, SttServicer
+from dragoman.stt.settings import SttSettings
 
+from dragoman.api.stt.v1 import stt_pb2_grpc
 from dragoman.metrics import WorkMetrics
 from dragoman.serving import Replica, ServiceHost, serve_replica
-from dragoman.stt.v1 import stt_pb2_grpc
-from stt import models
-from stt.engine import WhisperEngine
-from stt.models import ModelError
-from stt.scheduler import Scheduler
-from stt.service import SERVICE_NAME, SttServicer
-from stt.settings import SttSettings
 
 logger = logging.getLogger(__name__)
 

@@ -10,22 +10,22 @@ from typing import TypeVar
 
 import grpc
 import numpy as np
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
-from opentelemetry import trace
-
-from dragoman.batching import Done
-from dragoman.jobs import record_job
-from dragoman.metrics import WorkMetrics
-from dragoman.serving import ErrorCodes, answer
-from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
-from stt.engine import (
+from dragoman.stt.engine import (
     SAMPLE_RATE_HZ,
     Task,
     TranscribeOptions,
     Transcription,
     UnsupportedOptionError,
 )
-from stt.scheduler import Priority, QueueClosedError, QueueFullError, Scheduler
+from dragoman.stt.scheduler import Priority, QueueClosedError, QueueFullError, Scheduler
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from opentelemetry import trace
+
+from dragoman.api.stt.v1 import stt_pb2, stt_pb2_grpc
+from dragoman.batching import Done
+from dragoman.jobs import record_job
+from dragoman.metrics import WorkMetrics
+from dragoman.serving import ErrorCodes, answer
 
 logger = logging.getLogger(__name__)
 

@@ -3,13 +3,13 @@
 from pathlib import Path
 from typing import Literal
 
+from dragoman.stt.windows import WindowMode, WindowPolicy
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from dragoman.serving import MiB
 from dragoman.settings import BackendServerSettings, ServiceSettings
 from dragoman.tls import ServerTlsSettings
-from stt.windows import WindowMode, WindowPolicy
 
 _WINDOWS = WindowPolicy()
 

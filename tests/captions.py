@@ -5,7 +5,7 @@ import time
 
 import grpc
 
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 
 
 class Listener:

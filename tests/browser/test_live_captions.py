@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dragoman.clients.tcp_proxy import CuttableProxy
+from dragoman.clients.wer import normalize
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from clients.tcp_proxy import CuttableProxy
-from clients.wer import normalize
-from dragoman.edge import Edge
-from dragoman.stack_settings import EdgeSettings
+from dragoman.launch.edge import Edge
+from dragoman.launch.stack_settings import EdgeSettings
 from tests.conftest import DATA, own_gateway
 from tests.streaming import read_wav, samples, silence
 

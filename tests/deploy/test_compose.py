@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 
-from server.settings import GatewaySettings
-from stt.settings import SttSettings
 from tests.deploy.services import (
     REDIS,
     REDIS_CLI_PING,
@@ -28,7 +29,6 @@ from tests.deploy.services import (
     redis_bytes,
     server_options,
 )
-from translate.settings import TranslateSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"

@@ -31,7 +31,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.deploy.services import SERVICES
 from tests.processes import free_port
 
@@ -359,7 +359,7 @@ def render_edge_config(images: dict[str, Image], ports: dict[str, int], path: Pa
     }
     result = subprocess.run(
         [images["edge"].bin / "dragoman", "envoy-config", *chain(*addresses.items())],
-        env=isolated({"PYTHONPATH": str(images["edge"].context)}),
+        env=isolated({}),
         cwd=path.parent,
         capture_output=True,
         text=True,

@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from dragoman.gateway.metrics import GatewayMetrics
+from dragoman.stt.app import SttApp
+from dragoman.translate.app import TranslateApp
 from prometheus_client.metrics import MetricWrapperBase
 
 from dragoman.metrics import Metrics, WorkMetrics
-from server.metrics import GatewayMetrics
-from stt.app import SttApp
 from tests.deploy.services import (
     REDIS,
     REDIS_CLI_PING,
@@ -33,7 +34,6 @@ from tests.deploy.services import (
     redis_bytes,
     server_options,
 )
-from translate.app import TranslateApp
 
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "deploy" / "k8s"

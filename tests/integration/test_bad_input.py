@@ -6,7 +6,7 @@ import time
 import grpc
 import pytest
 
-from dragoman.speech.v1 import speech_pb2
+from dragoman.api.speech.v1 import speech_pb2
 from tests.conftest import DATA
 from tests.streaming import audio_requests, config_request, finals, read_wav, stream
 

@@ -7,9 +7,9 @@ import uuid
 
 import grpc
 import httpx
+from dragoman.clients.wer import normalize
 
-from clients.wer import normalize
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.conftest import DATA
 from tests.grpc_web import HEADERS, FrameReader, frame, status, unary
 from tests.streaming import audio_requests, config_request, finals, read_wav

@@ -7,10 +7,10 @@ import time
 import grpc
 import numpy as np
 import pytest
+from dragoman.clients.audio_file import PcmAudio
+from dragoman.clients.wer import normalize
 
-from clients.audio_file import PcmAudio
-from clients.wer import normalize
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.conftest import DATA, own_gateway
 from tests.streaming import audio_requests, config_request, finals, paced, read_wav, samples
 

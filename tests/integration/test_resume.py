@@ -12,16 +12,16 @@ import aiohttp
 import grpc
 import numpy as np
 import pytest
+from dragoman.clients.audio_file import PcmAudio
+from dragoman.clients.streaming import stream_audio, streaming_config
+from dragoman.clients.tcp_proxy import CuttableProxy
+from dragoman.clients.wer import normalize, word_error_rate
+from dragoman.gateway.bridge import JSON_PROTOCOL
 from google.protobuf import json_format
 
-from clients.audio_file import PcmAudio
-from clients.streaming import stream_audio, streaming_config
-from clients.tcp_proxy import CuttableProxy
-from clients.wer import normalize, word_error_rate
-from dragoman.redis_server import RedisServer
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc, websocket_pb2
-from dragoman.topology import free_port
-from server.bridge import JSON_PROTOCOL
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc, websocket_pb2
+from dragoman.launch.redis_server import RedisServer
+from dragoman.launch.topology import free_port
 from tests.conftest import DATA, own_gateway
 from tests.streaming import read_wav, samples, seconds, silence
 from tests.websocket import END_OF_AUDIO, Conversation, audio_frames, config_frame, converse

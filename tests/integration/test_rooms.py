@@ -16,21 +16,21 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 import pytest
+from dragoman.clients.audio_file import PcmAudio
+from dragoman.gateway.app import GatewayApp
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.stt.app import SttApp
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.app import TranslateApp
+from dragoman.translate.settings import TranslateSettings
 
-from clients.audio_file import PcmAudio
-from dragoman.redis_server import RedisServer
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
-from dragoman.topology import free_port
-from server.app import GatewayApp
-from server.settings import GatewaySettings
-from stt.app import SttApp
-from stt.settings import SttSettings
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.launch.redis_server import RedisServer
+from dragoman.launch.topology import free_port
 from tests.captions import Listener
 from tests.conftest import DATA, LoopThread
 from tests.streaming import audio_requests, config_request, finals, read_wav, samples, silence
 from tests.translate.conftest import build_tiny_marian
-from translate.app import TranslateApp
-from translate.settings import TranslateSettings
 
 ENGLISH = ("en/ivr-agent-pass.wav", "en/cards-001.wav", "en/goforward.wav")
 BACKENDS = {

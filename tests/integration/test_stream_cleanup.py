@@ -11,13 +11,13 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from dragoman.translate.app import TranslateApp
+from dragoman.translate.backends import TranslationBackend, load_backend
+from dragoman.translate.settings import TranslateSettings
 
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.conftest import DATA, own_gateway
 from tests.streaming import audio_requests, config_request, finals, read_wav
-from translate.app import TranslateApp
-from translate.backends import TranslationBackend, load_backend
-from translate.settings import TranslateSettings
 
 Request = speech_pb2.StreamingRecognizeRequest
 

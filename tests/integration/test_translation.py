@@ -3,10 +3,10 @@
 import grpc
 import numpy as np
 import pytest
+from dragoman.clients.audio_file import PcmAudio
 from sacrebleu.metrics import CHRF
 
-from clients.audio_file import PcmAudio
-from dragoman.speech.v1 import speech_pb2
+from dragoman.api.speech.v1 import speech_pb2
 from tests.conftest import DATA, embedded_stack, running
 from tests.streaming import (
     audio_requests,

@@ -5,10 +5,10 @@ import json
 import aiohttp
 import numpy as np
 import pytest
+from dragoman.clients.audio_file import PcmAudio
+from dragoman.clients.wer import normalize
+from dragoman.gateway.bridge import PROTO_PROTOCOL
 
-from clients.audio_file import PcmAudio
-from clients.wer import normalize
-from server.bridge import PROTO_PROTOCOL
 from tests.conftest import DATA
 from tests.streaming import read_wav, samples, silence
 from tests.websocket import END_OF_AUDIO, audio_frames, config_frame, converse

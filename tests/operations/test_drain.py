@@ -4,7 +4,7 @@ final result still sent, and new streams are refused."""
 import grpc
 import pytest
 
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.conftest import DATA, own_gateway
 from tests.streaming import audio_requests, config_request, finals, paced, read_wav
 

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dragoman.edge import Edge
-from dragoman.speech.v1 import speech_pb2, speech_pb2_grpc
-from dragoman.stack_settings import EdgeSettings
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.launch.edge import Edge
+from dragoman.launch.stack_settings import EdgeSettings
 from tests.conftest import DATA
 from tests.grpc_web import HEADERS, frame
 from tests.otlp import Collector, ReceivedSpan, running_collector

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
+from dragoman.clients.wer import normalize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clients.wer import normalize
-from dragoman.speech.v1 import speech_pb2
+from dragoman.api.speech.v1 import speech_pb2
 from tests.conftest import DATA
 from tests.streaming import audio_requests, config_request, paced, read_wav
 from tests.websocket import config_frame, converse

@@ -6,10 +6,10 @@ import threading
 
 import grpc
 import pytest
+from dragoman.stt.app import SttApp
+from dragoman.stt.settings import SttSettings
 
-from dragoman.speech.v1 import speech_pb2_grpc
-from stt.app import SttApp
-from stt.settings import SttSettings
+from dragoman.api.speech.v1 import speech_pb2_grpc
 from tests.conftest import DATA, own_gateway
 from tests.prometheus import scrape, value
 from tests.streaming import audio_requests, config_request, finals, read_wav

@@ -1,6 +1,5 @@
 import pytest
-
-from server.vad import SileroModel
+from dragoman.gateway.vad import SileroModel
 
 
 @pytest.fixture(scope="module")

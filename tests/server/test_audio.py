@@ -7,8 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
-from server.audio import (
+from dragoman.gateway.audio import (
     SAMPLE_RATE_HZ,
     AudioFormatError,
     CompressedDecoder,

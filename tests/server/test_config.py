@@ -1,12 +1,12 @@
 """Stream config validation: every problem named at once, defaults from the settings."""
 
 import pytest
+from dragoman.gateway import config
+from dragoman.gateway.errors import InvalidRequestError
+from dragoman.gateway.settings import GatewaySettings
 from google.protobuf import duration_pb2
 
-from dragoman.speech.v1 import speech_pb2
-from server import config
-from server.errors import InvalidRequestError
-from server.settings import GatewaySettings
+from dragoman.api.speech.v1 import speech_pb2
 
 SETTINGS = GatewaySettings()
 

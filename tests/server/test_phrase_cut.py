@@ -1,9 +1,8 @@
 """Where long speech is cut: after the last phrase that has certainly ended."""
 
 import pytest
-
-from server.phrase_cut import HOLDBACK_S, MIN_PIECE_S, PhraseCut, choose
-from server.transcriber import TimedWord
+from dragoman.gateway.phrase_cut import HOLDBACK_S, MIN_PIECE_S, PhraseCut, choose
+from dragoman.gateway.transcriber import TimedWord
 
 SPEECH_START_S = 100.0
 """Stream time the speech started: cuts are in stream time, not utterance time."""

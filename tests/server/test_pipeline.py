@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-
-from server import pipeline as pipeline_module
-from server.audio import SAMPLE_RATE_HZ
-from server.errors import BackendUnavailableError, GatewayError, OverloadedError
-from server.pipeline import Languages, PendingFinal, RecognitionPipeline
-from server.policy import PROBE_EVERY_S, PolicyTuning
-from server.segmenter import (
+from dragoman.gateway import pipeline as pipeline_module
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
+from dragoman.gateway.errors import BackendUnavailableError, GatewayError, OverloadedError
+from dragoman.gateway.pipeline import Languages, PendingFinal, RecognitionPipeline
+from dragoman.gateway.policy import PROBE_EVERY_S, PolicyTuning
+from dragoman.gateway.segmenter import (
     TRAILING_SILENCE_S,
     EndReason,
     SpeechEnded,
@@ -27,7 +26,7 @@ from server.segmenter import (
     SpeechState,
     UtteranceEnded,
 )
-from server.transcriber import Call, Purpose, TimedWord, Transcript
+from dragoman.gateway.transcriber import Call, Purpose, TimedWord, Transcript
 
 LANGUAGES = Languages("en", ())
 PRE_SPEECH_S = 0.5

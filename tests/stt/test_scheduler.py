@@ -2,9 +2,8 @@ import asyncio
 
 import numpy as np
 import pytest
-
-from stt.engine import TranscribeOptions, WhisperEngine
-from stt.scheduler import Priority, QueueClosedError, QueueFullError, Scheduler
+from dragoman.stt.engine import TranscribeOptions, WhisperEngine
+from dragoman.stt.scheduler import Priority, QueueClosedError, QueueFullError, Scheduler
 
 GREEDY = TranscribeOptions(beam_size=1, temperatures=(0.0,), retry_full_window=False)
 

@@ -5,17 +5,17 @@ from pathlib import Path
 
 import grpc
 import pytest
+from dragoman.stt.app import SttApp
+from dragoman.stt.service import SERVICE_NAME
+from dragoman.stt.settings import SttSettings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from dragoman.api.stt.v1 import stt_pb2, stt_pb2_grpc
 from dragoman.logs import segment_id_var, session_id_var
 from dragoman.serving import MiB
-from dragoman.stt.v1 import stt_pb2, stt_pb2_grpc
-from stt.app import SttApp
-from stt.service import SERVICE_NAME
-from stt.settings import SttSettings
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -16,13 +16,13 @@ import grpc
 import pytest
 import sentencepiece
 import torch
+from dragoman.translate.app import TranslateApp
+from dragoman.translate.service import SERVICE_NAME
+from dragoman.translate.settings import TranslateSettings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from transformers import MarianConfig, MarianMTModel
 
-from dragoman.translate.v1 import translate_pb2, translate_pb2_grpc
-from translate.app import TranslateApp
-from translate.service import SERVICE_NAME
-from translate.settings import TranslateSettings
+from dragoman.api.translate.v1 import translate_pb2, translate_pb2_grpc
 
 #: The tiny model's multi-target tokens: it serves en->pt and en->es.
 TARGET_TOKENS = (">>por<<", ">>spa<<")

@@ -5,9 +5,9 @@ a wrong direction or mangling post-processing."""
 
 import pytest
 import sacrebleu
+from dragoman.translate.backends.bergamot import BergamotBackend
 
 from tests.translate.conftest import Replica
-from translate.backends.bergamot import BergamotBackend
 
 EN_PT = (
     ("Good morning, how are you?", "Bom dia, como você está?"),

@@ -5,17 +5,17 @@ from pathlib import Path
 
 import grpc
 import pytest
+from dragoman.translate.app import TranslateApp
+from dragoman.translate.backends.base import BackendError
+from dragoman.translate.batcher import Batcher
+from dragoman.translate.service import SERVICE_NAME
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from dragoman.translate.v1 import translate_pb2
+from dragoman.api.translate.v1 import translate_pb2
 from tests.translate.conftest import Replica, running, settings
-from translate.app import TranslateApp
-from translate.backends.base import BackendError
-from translate.batcher import Batcher
-from translate.service import SERVICE_NAME
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

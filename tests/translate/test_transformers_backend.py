@@ -5,10 +5,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from dragoman.translate.backends.base import BackendError
+from dragoman.translate.backends.transformers_backend import TransformersBackend, resolve_device
 
 from tests.translate.conftest import Replica
-from translate.backends.base import BackendError
-from translate.backends.transformers_backend import TransformersBackend, resolve_device
 
 TEXTS = [
     "The cat sees a book today.",

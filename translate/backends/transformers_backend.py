@@ -15,9 +15,8 @@ from typing import Any, Literal
 
 import torch
 import transformers
-
-from translate import languages
-from translate.backends.base import BackendError
+from dragoman.translate import languages
+from dragoman.translate.backends.base import BackendError
 
 logger = logging.getLogger(__name__)
 

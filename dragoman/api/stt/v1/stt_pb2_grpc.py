@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from dragoman.stt.v1 import stt_pb2 as dragoman_dot_stt_dot_v1_dot_stt__pb2
+from dragoman.api.stt.v1 import stt_pb2 as dragoman_dot_stt_dot_v1_dot_stt__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

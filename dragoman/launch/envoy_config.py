@@ -11,7 +11,8 @@ from typing import Any
 import yaml
 
 Address = tuple[str, int]
-CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "envoy.yaml"
+CONFIG = Path(__file__).resolve().parent / "envoy.yaml"
+"""deploy/envoy.yaml, linked here so that the wheel carries it."""
 LISTENER = "public"
 GRPC_CLUSTER = "gateway_grpc"
 HTTP_CLUSTER = "gateway_http"

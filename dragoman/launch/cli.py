@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import importlib
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,21 +12,34 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from dragoman import logs
-from dragoman.settings import SettingsError, add_arguments, describe, from_arguments
-from dragoman.stack_settings import EdgeSettings, TopologySettings
-from server.settings import GatewaySettings
-from stt.settings import SttSettings
-from translate.settings import TranslateSettings
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.launch.stack_settings import EdgeSettings, TopologySettings
+from dragoman.settings import (
+    SettingsError,
+    SettingsT,
+    add_arguments,
+    describe,
+    from_arguments,
+)
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 
 if TYPE_CHECKING:
-    from dragoman.embedded import EmbeddedStack
+    from dragoman.launch.embedded import EmbeddedStack
 
-SAMPLE = Path(__file__).resolve().parent.parent / "clients" / "samples" / "jfk.wav"
+CLIENT_FILES = resources.files("dragoman.clients")
+SAMPLE = CLIENT_FILES / "samples" / "jfk.wav"
+PAGE = CLIENT_FILES / "web" / "dist"
+"""The live-captions page the distribution carries (`make web` builds it)."""
 STT_PREFIX = "stt_"
 TRANSLATE_PREFIX = "translate_"
 EDGE_PREFIX = "edge_"
 SERVICES = {"gateway": GatewaySettings, "stt": SttSettings, "translator": TranslateSettings}
-APPS = {"gateway": "server.app", "stt": "stt.app", "translator": "translate.app"}
+APPS = {
+    "gateway": "dragoman.gateway.app",
+    "stt": "dragoman.stt.app",
+    "translator": "dragoman.translate.app",
+}
 """Imported by name: each service's image carries its own dependencies only."""
 CONFIGURED = {**SERVICES, "edge": EdgeSettings, "stack": TopologySettings}
 FLAG_PREFIXES = {EdgeSettings: EDGE_PREFIX}
@@ -227,6 +241,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings(
+    cls: type[SettingsT], args: argparse.Namespace, prefix: str = "", **overrides: object
+) -> SettingsT:
+    """A service's settings; a gateway given no web root serves the page of the distribution."""
+    settings = from_arguments(cls, args, prefix, **overrides)
+    if isinstance(settings, GatewaySettings) and not settings.web_root:
+        return settings.model_copy(update={"web_root": str(PAGE)})
+    return settings
+
+
 def _loopback(args: argparse.Namespace, prefix: str) -> dict[str, object]:
     """Embedded services listen on loopback, on a free port unless one is given."""
     return {"host": "127.0.0.1"} | ({} if hasattr(args, prefix + "port") else {"port": 0})
@@ -234,10 +258,10 @@ def _loopback(args: argparse.Namespace, prefix: str) -> dict[str, object]:
 
 def _embedded_stack(args: argparse.Namespace, *, edge: bool = True) -> "EmbeddedStack":
     """The stack of `serve`, `demo` and (without Envoy) `bench`."""
-    from dragoman.embedded import EmbeddedStack
+    from dragoman.launch.embedded import EmbeddedStack
 
     return EmbeddedStack(
-        from_arguments(GatewaySettings, args),
+        _settings(GatewaySettings, args),
         from_arguments(SttSettings, args, STT_PREFIX, **_loopback(args, STT_PREFIX)),
         from_arguments(
             TranslateSettings, args, TRANSLATE_PREFIX, **_loopback(args, TRANSLATE_PREFIX)
@@ -268,7 +292,7 @@ def _print_settings(classes: list[type[BaseSettings]], markdown: bool) -> None:
 
 async def _serve_one(args: argparse.Namespace) -> int:
     """`dragoman gateway | stt | translator`: one service, its own settings."""
-    settings = from_arguments(SERVICES[args.command], args)
+    settings = _settings(SERVICES[args.command], args)
     logs.configure(settings.log_level, settings.log_json)
     await importlib.import_module(APPS[args.command]).serve(settings)
     return 0
@@ -276,8 +300,8 @@ async def _serve_one(args: argparse.Namespace) -> int:
 
 async def _serve_embedded(args: argparse.Namespace) -> int:
     """`dragoman serve | demo`: every service in this process."""
-    from clients.transcribe import transcribe
-    from dragoman.embedded import run
+    from dragoman.clients.transcribe import transcribe
+    from dragoman.launch.embedded import run
 
     stack = _embedded_stack(args)
     gateway = stack.gateway_settings
@@ -312,10 +336,10 @@ def _print_ready(endpoints: list[tuple[str, str]]) -> None:
 
 async def _serve_topology(args: argparse.Namespace) -> int:
     """`dragoman stack`: a process per service and replica."""
-    from dragoman.embedded import run
-    from dragoman.topology import Topology
+    from dragoman.launch.embedded import run
+    from dragoman.launch.topology import Topology
 
-    gateway = from_arguments(GatewaySettings, args)
+    gateway = _settings(GatewaySettings, args)
     logs.configure(gateway.log_level, gateway.log_json)
     topology = Topology(
         from_arguments(TopologySettings, args),
@@ -334,7 +358,7 @@ async def _serve_topology(args: argparse.Namespace) -> int:
 
 def _prepare_models(args: argparse.Namespace) -> int:
     """Done at image build time, so that containers start without writing to their disk."""
-    from stt.models import prepare
+    from dragoman.stt.models import prepare
 
     cache_dir = (
         Path(args.cache_dir).expanduser() if args.cache_dir else SttSettings().model_cache_dir
@@ -346,7 +370,7 @@ def _prepare_models(args: argparse.Namespace) -> int:
 
 
 def _envoy_config(args: argparse.Namespace) -> int:
-    from dragoman.envoy_config import CONFIG, render_file
+    from dragoman.launch.envoy_config import CONFIG, render_file
 
     print(
         render_file(
@@ -373,7 +397,7 @@ async def _bench(args: argparse.Namespace, serve_args: list[str]) -> int:
     logs.configure("WARNING")
     embedded = _embedded_stack(_parser().parse_args(["serve", *serve_args]), edge=False)
     if args.per_clip:
-        from clients.bench import Languages, run_benchmark
+        from dragoman.clients.bench import Languages, run_benchmark
 
         return await run_benchmark(
             embedded,
@@ -382,13 +406,13 @@ async def _bench(args: argparse.Namespace, serve_args: list[str]) -> int:
             streams=args.streams,
             languages=Languages(args.language, _targets(args.translate)),
         )
-    from clients import conversation, conversation_bench
-    from clients.bench import DEFAULT_MANIFEST
+    from dragoman.clients import conversation, conversation_bench
+    from dragoman.clients.bench import DEFAULT_MANIFEST
 
     folders = [Path(folder) for folder in args.clips] or [DEFAULT_MANIFEST]
     clips = [clip for folder in folders for clip in conversation.load_clips(folder)]
     if args.windows:
-        from clients import window_bench
+        from dragoman.clients import window_bench
 
         cache_dir = embedded.stt_settings.model_cache_dir
         return await asyncio.to_thread(window_bench.run, args.models.split(","), clips, cache_dir)
@@ -411,7 +435,7 @@ async def _dispatch(args: argparse.Namespace, serve_args: list[str]) -> int:
     if args.command in ("serve", "demo"):
         return await _serve_embedded(args)
     if args.command == "transcribe":
-        from clients.transcribe import transcribe
+        from dragoman.clients.transcribe import transcribe
 
         logs.configure("WARNING")
         return await transcribe(
@@ -427,21 +451,21 @@ async def _dispatch(args: argparse.Namespace, serve_args: list[str]) -> int:
             resume=not args.no_resume,
         )
     if args.command == "soak":
-        from clients.soak import soak
+        from dragoman.clients.soak import soak
 
         logs.configure("WARNING")
         return await soak(args.streams, args.minutes, args.settle_s)
     if args.command == "bench":
         return await _bench(args, serve_args)
     if args.command == "resume-bench":
-        from clients.resume_bench import run_resume_bench
+        from dragoman.clients.resume_bench import run_resume_bench
 
         logs.configure("WARNING")
         return await run_resume_bench(
             args.drops, args.every_s, across_gateways=args.across_gateways
         )
     if args.command == "room-bench":
-        from clients.room_bench import run_room_bench
+        from dragoman.clients.room_bench import run_room_bench
 
         logs.configure("WARNING")
         return await run_room_bench(args.seconds, [int(n) for n in args.listeners.split(",")])
@@ -455,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(serve_args)}")
     try:
         if args.command == "health":
-            from clients.health import check
+            from dragoman.clients.health import check
 
             ca = Path(args.tls_ca_file).read_bytes() if args.tls_ca_file else None
             return asyncio.run(check(args.target, args.service, args.timeout_s, ca))

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from dragoman.translate.v1 import translate_pb2 as dragoman_dot_translate_dot_v1_dot_translate__pb2
+from dragoman.api.translate.v1 import translate_pb2 as dragoman_dot_translate_dot_v1_dot_translate__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -1,4 +1,4 @@
-from dragoman.speech.v1 import speech_pb2 as _speech_pb2
+from dragoman.api.speech.v1 import speech_pb2 as _speech_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping

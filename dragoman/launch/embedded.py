@@ -8,15 +8,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from dragoman.edge import Edge
+from dragoman.gateway.app import GatewayApp
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.launch.edge import Edge
+from dragoman.launch.stack_settings import EdgeSettings
 from dragoman.serving import run_until_signal
-from dragoman.stack_settings import EdgeSettings
-from server.app import GatewayApp
-from server.settings import GatewaySettings
-from stt.app import SttApp
-from stt.settings import SttSettings
-from translate.app import TranslateApp
-from translate.settings import TranslateSettings
+from dragoman.stt.app import SttApp
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.app import TranslateApp
+from dragoman.translate.settings import TranslateSettings
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from dragoman.speech.v1 import speech_pb2 as dragoman_dot_speech_dot_v1_dot_speech__pb2
+from dragoman.api.speech.v1 import speech_pb2 as dragoman_dot_speech_dot_v1_dot_speech__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

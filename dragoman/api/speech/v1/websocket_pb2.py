@@ -22,14 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from dragoman.speech.v1 import speech_pb2 as dragoman_dot_speech_dot_v1_dot_speech__pb2
+from dragoman.api.speech.v1 import speech_pb2 as dragoman_dot_speech_dot_v1_dot_speech__pb2
 
 
 DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"dragoman/speech/v1/websocket.proto\x12\x12\x64ragoman.speech.v1\x1a\x1f\x64ragoman/speech/v1/speech.proto\"\xc3\x02\n\x10WebSocketRequest\x12J\n\x10streaming_config\x18\x01 \x01(\x0b\x32..dragoman.speech.v1.StreamingRecognitionConfigH\x00\x12\x37\n\x07\x63ontrol\x18\x03 \x01(\x0b\x32$.dragoman.speech.v1.StreamingControlH\x00\x12G\n\x0c\x65nd_of_audio\x18\x04 \x01(\x0b\x32/.dragoman.speech.v1.WebSocketRequest.EndOfAudioH\x00\x12\x33\n\x06resume\x18\x05 \x01(\x0b\x32!.dragoman.speech.v1.ResumeSessionH\x00\x1a\x0c\n\nEndOfAudioB\t\n\x07requestJ\x04\x08\x02\x10\x03R\raudio_content\"?\n\x0eWebSocketError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xce\x02\n\x11WebSocketResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32\".dragoman.speech.v1.SessionStartedH\x00\x12\x37\n\x0cspeech_event\x18\x02 \x01(\x0b\x32\x1f.dragoman.speech.v1.SpeechEventH\x00\x12@\n\x06result\x18\x03 \x01(\x0b\x32..dragoman.speech.v1.StreamingRecognitionResultH\x00\x12\x33\n\x05\x65rror\x18\x04 \x01(\x0b\x32\".dragoman.speech.v1.WebSocketErrorH\x00\x12\x34\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1e.dragoman.speech.v1.CheckpointH\x00\x12\x10\n\x08sequence\x18\x06 \x01(\x04\x42\n\n\x08responseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dragoman.speech.v1.websocket_pb2', _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dragoman.api.speech.v1.websocket_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_WEBSOCKETREQUEST']._serialized_start=92

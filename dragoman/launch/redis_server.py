@@ -14,7 +14,7 @@ import time
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from dragoman.children import die_with_parent
+from dragoman.launch.children import die_with_parent
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import aiohttp
 
-from dragoman.children import die_with_parent
-from dragoman.envoy_config import CONFIG, LISTENER, Address, render_file
-from dragoman.stack_settings import EdgeSettings
+from dragoman.launch.children import die_with_parent
+from dragoman.launch.envoy_config import CONFIG, LISTENER, Address, render_file
+from dragoman.launch.stack_settings import EdgeSettings
 
 logger = logging.getLogger(__name__)
 

@@ -18,18 +18,18 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from dragoman.children import die_with_parent
-from dragoman.edge import Edge
-from dragoman.embedded import public_endpoints
-from dragoman.redis_server import RedisServer
+from dragoman.gateway.app import SERVICE_NAME as GATEWAY_SERVICE
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.launch.children import die_with_parent
+from dragoman.launch.edge import Edge
+from dragoman.launch.embedded import public_endpoints
+from dragoman.launch.redis_server import RedisServer
+from dragoman.launch.stack_settings import EdgeSettings, TopologySettings
 from dragoman.settings import as_environment
-from dragoman.stack_settings import EdgeSettings, TopologySettings
-from server.app import SERVICE_NAME as GATEWAY_SERVICE
-from server.settings import GatewaySettings
-from stt.service import SERVICE_NAME as STT_SERVICE
-from stt.settings import SttSettings
-from translate.service import SERVICE_NAME as TRANSLATE_SERVICE
-from translate.settings import TranslateSettings
+from dragoman.stt.service import SERVICE_NAME as STT_SERVICE
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.service import SERVICE_NAME as TRANSLATE_SERVICE
+from dragoman.translate.settings import TranslateSettings
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class ServiceProcess:
             *die_with_parent(),
             sys.executable,
             "-m",
-            "dragoman.cli",
+            "dragoman.launch.cli",
             self.command,
             env=self._environment,
             stdin=asyncio.subprocess.DEVNULL,
