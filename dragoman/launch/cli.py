@@ -6,7 +6,7 @@ import importlib
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -44,6 +44,7 @@ APPS = {
 CONFIGURED = {**SERVICES, "edge": EdgeSettings, "stack": TopologySettings}
 FLAG_PREFIXES = {EdgeSettings: EDGE_PREFIX}
 """Settings with no command of their own, whose flags exist only with a prefix."""
+BackendT = TypeVar("BackendT", SttSettings, TranslateSettings)
 
 
 def _embedded_arguments(parser: argparse.ArgumentParser, *, edge: bool = True) -> None:
@@ -251,21 +252,29 @@ def _settings(
     return settings
 
 
-def _loopback(args: argparse.Namespace, prefix: str) -> dict[str, object]:
-    """Embedded services listen on loopback, on a free port unless one is given."""
-    return {"host": "127.0.0.1"} | ({} if hasattr(args, prefix + "port") else {"port": 0})
+def _embedded_service(
+    cls: type[BackendT], args: argparse.Namespace, prefix: str, gateway: GatewaySettings
+) -> BackendT:
+    """An embedded service listens on loopback, on a free port unless its flag gives one.
+    When the gateway's metrics take a free port (`--metrics-port 0`), so do the service's,
+    unless its own flag or variable sets them: their fixed defaults would otherwise collide
+    with another stack on the same host."""
+    free = {} if hasattr(args, prefix + "port") else {"port": 0}
+    settings = from_arguments(cls, args, prefix, host="127.0.0.1", **free)
+    if gateway.metrics_port == 0 and "metrics_port" not in settings.model_fields_set:
+        return settings.model_copy(update={"metrics_port": 0})
+    return settings
 
 
 def _embedded_stack(args: argparse.Namespace, *, edge: bool = True) -> "EmbeddedStack":
     """The stack of `serve`, `demo` and (without Envoy) `bench`."""
     from dragoman.launch.embedded import EmbeddedStack
 
+    gateway = _settings(GatewaySettings, args)
     return EmbeddedStack(
-        _settings(GatewaySettings, args),
-        from_arguments(SttSettings, args, STT_PREFIX, **_loopback(args, STT_PREFIX)),
-        from_arguments(
-            TranslateSettings, args, TRANSLATE_PREFIX, **_loopback(args, TRANSLATE_PREFIX)
-        ),
+        gateway,
+        _embedded_service(SttSettings, args, STT_PREFIX, gateway),
+        _embedded_service(TranslateSettings, args, TRANSLATE_PREFIX, gateway),
         from_arguments(EdgeSettings, args, EDGE_PREFIX, **({} if edge else {"enabled": False})),
     )
 

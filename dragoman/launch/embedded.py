@@ -75,9 +75,16 @@ class EmbeddedStack:
         )
 
     def endpoints(self) -> list[tuple[str, str]]:
-        """(what, where) for each way in, once started: what `make run` prints."""
+        """(what, where) for each way in and each service, once started: what `make run`
+        prints. The services' lines name their metrics, which may be on free ports."""
         assert self.gateway is not None
-        return public_endpoints(self.gateway.address, self.gateway.http_address, self.edge)
+        assert self.stt is not None
+        assert self.translate is not None
+        services = (("gateway", self.gateway), ("stt", self.stt), ("translate", self.translate))
+        return public_endpoints(self.gateway.address, self.gateway.http_address, self.edge) + [
+            (name, f"{app.address}  metrics http://{app.settings.host}:{app.metrics.port}/metrics")
+            for name, app in services
+        ]
 
     @property
     def public_address(self) -> str:

@@ -10,7 +10,6 @@ health checks ask; a file goes through all of them.
 """
 
 import fnmatch
-import os
 import re
 import shlex
 import shutil
@@ -33,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from tests.deploy.services import SERVICES
-from tests.processes import free_port
+from tests.processes import free_port, isolated
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "deploy" / "docker"
@@ -263,17 +262,6 @@ def images(tmp_path_factory) -> dict[str, Image]:
             },
         )
     return built
-
-
-def isolated(environment: dict[str, str]) -> dict[str, str]:
-    """This process's environment without what would reach back into the checkout or its
-    virtual environment, plus `environment`."""
-    inherited = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("PYTHONPATH", "VIRTUAL_ENV") and not name.startswith("DRAGOMAN_")
-    }
-    return {**inherited, **environment}
 
 
 @pytest.mark.parametrize("image", ["gateway", "stt-cpu", "stt"])

@@ -80,6 +80,24 @@ def test_transcribe_fast_of_a_long_recording_gets_every_final(stack, recording, 
     _assert_every_turn_has_its_final(recording, spans)
 
 
+def test_transcribe_fast_past_the_burst_is_held_back_not_refused(stack) -> None:
+    """A file sent with `--fast` that is mostly past the burst, as 169 s are at the default
+    pace (30 s of burst, then 10 times real time), scaled down to jfk.wav's 11 s: the CLI is
+    held back by flow control and gets its transcript, where it once got RESOURCE_EXHAUSTED."""
+    with own_gateway(stack, max_speedup=4.0, speedup_burst_s=1.0) as app:
+        result = dragoman(
+            "transcribe", "--fast", "--json", "--target", app.address, str(DATA / "en" / "jfk.wav")
+        )
+        throttled = app.metrics.registry.get_sample_value(
+            "dragoman_gateway_throttled_seconds_total"
+        )
+    assert result.returncode == 0, result.stderr
+    assert throttled, "the sender was held back"
+    results = [json.loads(line).get("result", {}) for line in result.stdout.splitlines()]
+    transcript = " ".join(r.get("transcript", "") for r in results if r.get("isFinal"))
+    assert "ask not what your country can do for you" in normalize(transcript)
+
+
 def test_a_fast_sender_over_the_bridge_gets_every_final(stack, recording) -> None:
     frames = [config_frame(), *audio_frames(recording.audio), END_OF_AUDIO]
     talk = stack.loop.run(converse(stack.bridge_url, frames, timeout_s=300), timeout_s=300)
