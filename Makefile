@@ -8,7 +8,8 @@ WEB := clients/web
 WEB_SOURCES := $(shell find $(WEB)/src -type f 2>/dev/null) $(wildcard $(WEB)/*.html $(WEB)/*.css \
 	$(WEB)/*.mjs $(WEB)/*.json $(WEB)/*.yaml) $(PROTOS)
 
-.PHONY: setup web system-packages deploy-tools run serve stack test lint format proto proto-check bench soak clean
+.PHONY: setup web system-packages deploy-tools run serve stack test lint format proto proto-check \
+	proto-breaking bench soak clean
 
 setup: $(STAMP) web
 
@@ -72,6 +73,7 @@ test: setup system-packages deploy-tools
 	$(BIN)/ruff format --check .
 	$(BIN)/buf lint
 	$(BIN)/buf format --exit-code --diff
+	$(MAKE) proto-breaking
 	$(MAKE) proto-check
 	cd $(WEB) && npm run --silent check && npm test --silent
 	$(BIN)/pytest
@@ -93,6 +95,11 @@ proto: setup
 proto-check: proto
 	@test -z "$$(git status --porcelain -- dragoman/api/)" || \
 		(git status --short -- dragoman/api/; echo "generated protobuf code differs from protos/: run 'make proto' and commit"; exit 1)
+
+# Clients and replicas of the last release keep working: its protos, compiled into an image
+# (see protos/releases/README.md), against the working tree's.
+proto-breaking: setup
+	$(BIN)/buf breaking --against protos/releases/v0.1.0.binpb
 
 bench: setup
 	$(BIN)/dragoman bench

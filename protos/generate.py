@@ -8,6 +8,10 @@ protoc names a module after its file's path (`dragoman/stt/v1/stt.proto` becomes
 modules are moved under `dragoman.api` instead, and the lines that name them are rewritten:
 the imports between them and the module name their message classes report. The serialized
 descriptors keep the proto file and package names, so the wire and reflection do not change.
+
+Only Dragoman's own protos are generated. `protos/google/` holds a copy of a googleapis
+proto for protoc and buf to read; the generated code imports its module from the
+googleapis-common-protos package, so that one `google.api` serves every package that uses it.
 """
 
 import re
@@ -37,7 +41,9 @@ def _relocate(line: str) -> str:
 
 
 def main() -> int:
-    sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    sources = sorted(
+        str(p.relative_to(PROTO_ROOT)) for p in (PROTO_ROOT / "dragoman").rglob("*.proto")
+    )
     well_known = resources.files("grpc_tools") / "_proto"
     with tempfile.TemporaryDirectory() as scratch:
         args = [

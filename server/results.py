@@ -2,12 +2,11 @@
 
 from collections.abc import Sequence
 
-from dragoman.gateway.durations import duration
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.durations import duration
 from dragoman.gateway.interims import Interim
 from dragoman.gateway.segmenter import EndReason, UtteranceEnded
 from dragoman.gateway.transcriber import Transcript
-
-from dragoman.api.speech.v1 import speech_pb2
 
 Response = speech_pb2.StreamingRecognizeResponse
 EventType = speech_pb2.SpeechEvent.SpeechEventType

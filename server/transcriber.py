@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.api.stt.v1 import stt_pb2
+from dragoman.durations import seconds
 from dragoman.gateway.audio import SAMPLE_RATE_HZ
 from dragoman.gateway.hallucination import HallucinationOptions, screen
 from dragoman.gateway.stt_client import SttClient, pcm16
 from dragoman.gateway.utterance_spans import UtteranceSpans
-
-from dragoman.api.speech.v1 import speech_pb2
-from dragoman.api.stt.v1 import stt_pb2
 
 
 class Purpose(enum.Enum):
@@ -90,7 +91,7 @@ class Transcript:
 
 class Transcriber(Protocol):
     async def transcribe(self, call: Call) -> Transcript:
-        """Raises GatewayError when the STT service cannot transcribe the call."""
+        """Raises StatusError when the STT service cannot transcribe the call."""
         ...
 
     async def to_english(self, call: Call) -> str:
@@ -99,7 +100,8 @@ class Transcriber(Protocol):
 
 
 def _confidence(segments: tuple[stt_pb2.Segment, ...]) -> float:
-    """The mean over segments of exp(mean token log-probability)."""
+    """The mean over segments of exp(avg_logprob): the confidence the public API documents
+    (`StreamingRecognitionResult.confidence`), so any change here changes that contract."""
     if not segments:
         return 0.0
     return float(np.mean([math.exp(s.avg_logprob) for s in segments]))
@@ -151,8 +153,8 @@ class SttTranscriber:
             words=tuple(
                 TimedWord(
                     word.word,
-                    call.audio_start_s + word.start_s,
-                    call.audio_start_s + word.end_s,
+                    call.audio_start_s + seconds(word.start_offset),
+                    call.audio_start_s + seconds(word.end_offset),
                     word.probability,
                 )
                 for segment in verdict.kept
@@ -163,7 +165,7 @@ class SttTranscriber:
             language_probability=response.language_probability,
             suppression=verdict.suppression,
             audio_end_s=call.audio_end_s,
-            model_s=response.inference_seconds / max(response.batch_size, 1),
+            model_s=seconds(response.inference_duration) / max(response.batch_size, 1),
         )
 
     async def to_english(self, call: Call) -> str:

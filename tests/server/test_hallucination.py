@@ -1,10 +1,10 @@
 """Hallucination screening: each rule withholds invented text with its reason."""
 
 import pytest
-from dragoman.gateway.hallucination import HallucinationOptions, screen
 
 from dragoman.api.speech.v1 import speech_pb2
 from dragoman.api.stt.v1 import stt_pb2
+from dragoman.gateway.hallucination import HallucinationOptions, screen
 
 Reason = speech_pb2.SuppressionReason
 OPTIONS = HallucinationOptions()

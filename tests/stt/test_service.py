@@ -5,17 +5,18 @@ from pathlib import Path
 
 import grpc
 import pytest
-from dragoman.stt.app import SttApp
-from dragoman.stt.service import SERVICE_NAME
-from dragoman.stt.settings import SttSettings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
 from dragoman.api.stt.v1 import stt_pb2, stt_pb2_grpc
+from dragoman.durations import seconds
+from dragoman.interfaces import STT_SERVICE_NAME
 from dragoman.logs import segment_id_var, session_id_var
 from dragoman.serving import MiB
+from dragoman.stt.app import SttApp
+from dragoman.stt.settings import SttSettings
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -38,7 +39,7 @@ class Replica:
         return stt_pb2_grpc.SttServiceStub(self.channel)
 
     def health(self) -> int:
-        request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+        request = health_pb2.HealthCheckRequest(service=STT_SERVICE_NAME)
         return health_pb2_grpc.HealthStub(self.channel).Check(request).status
 
 
@@ -98,8 +99,8 @@ def test_model_that_fails_to_load_keeps_the_replica_out_of_service(
 def test_reflection_lists_the_service(replica: Replica) -> None:
     services = ProtoReflectionDescriptorDatabase(replica.channel).get_services()
 
-    assert SERVICE_NAME == "dragoman.stt.v1.SttService"
-    assert SERVICE_NAME in services
+    assert STT_SERVICE_NAME == "dragoman.stt.v1.SttService"
+    assert STT_SERVICE_NAME in services
 
 
 def test_transcribes_jfk_over_loopback(
@@ -120,12 +121,14 @@ def test_transcribes_jfk_over_loopback(
 
     text = "".join(segment.text for segment in response.segments)
     assert word_error_rate(jfk_reference, text) < 0.2
-    assert response.segments[0].words[0].word.strip() == "And"
+    first = response.segments[0].words[0]
+    assert first.word.strip() == "And"
     assert (response.language_code, response.language_probability) == ("en", 1)
     assert response.model == "tiny.en"
-    assert response.audio_seconds == pytest.approx(11.0)
-    assert response.inference_seconds > 0
-    assert response.queue_seconds >= 0
+    assert seconds(response.audio_duration) == pytest.approx(11.0)
+    assert 0 <= seconds(first.start_offset) < seconds(first.end_offset) <= 11.0
+    assert seconds(response.inference_duration) > 0
+    assert response.HasField("queue_duration")
     [line] = [r for r in caplog.records if r.getMessage().startswith("job done")]
     assert line.job["audio_s"] == 11.0
     assert line.job["worker"] == "tiny.en"
@@ -152,6 +155,7 @@ def test_lists_the_loaded_models(replica: Replica) -> None:
         True,
     )
     assert model.compute_type.startswith("int8")
+    assert list(model.language_codes) == ["en"]
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,9 @@ a wrong direction or mangling post-processing."""
 
 import pytest
 import sacrebleu
-from dragoman.translate.backends.bergamot import BergamotBackend
 
+from dragoman.durations import seconds
+from dragoman.translate.backends.bergamot import BergamotBackend
 from tests.translate.conftest import Replica
 
 EN_PT = (
@@ -101,7 +102,7 @@ def test_translates_over_grpc(bergamot_replica: Replica) -> None:
     assert response.translations[0].startswith("Não")
     assert _chrf(list(response.translations[1:]), list(references)) >= CHRF_FLOOR[("en", "pt")]
     assert response.batch_size == len(texts) + 1
-    assert response.inference_seconds > 0
+    assert seconds(response.inference_duration) > 0
 
 
 def test_output_is_the_engines_own(bergamot: BergamotBackend) -> None:

@@ -22,66 +22,77 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64ragoman/speech/v1/speech.proto\x12\x12\x64ragoman.speech.v1\x1a\x1egoogle/protobuf/duration.proto\"\xec\x01\n\x11RecognitionConfig\x12\x33\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32!.dragoman.speech.v1.AudioEncoding\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12\x1b\n\x13\x61udio_channel_count\x18\x03 \x01(\x05\x12\x15\n\rlanguage_code\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12 \n\x18\x65nable_word_time_offsets\x18\x06 \x01(\x08\x12\"\n\x1atranslation_language_codes\x18\x07 \x03(\t\"\xb1\x02\n\x13VoiceActivityConfig\x12\x16\n\x0e\x61ggressiveness\x18\x01 \x01(\x05\x12\x1a\n\x12set_aggressiveness\x18\x02 \x01(\x08\x12\x18\n\x10speech_threshold\x18\x03 \x01(\x02\x12\x33\n\x10\x65ndpoint_silence\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\npre_speech\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x39\n\x16max_utterance_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nmin_speech\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb5\x02\n\x1aStreamingRecognitionConfig\x12\x35\n\x06\x63onfig\x18\x01 \x01(\x0b\x32%.dragoman.speech.v1.RecognitionConfig\x12\x17\n\x0finterim_results\x18\x02 \x01(\x08\x12\x18\n\x10single_utterance\x18\x03 \x01(\x08\x12?\n\x0evoice_activity\x18\x04 \x01(\x0b\x32\'.dragoman.speech.v1.VoiceActivityConfig\x12\x1c\n\x14\x65nable_speech_events\x18\x05 \x01(\x08\x12!\n\x19translate_interim_results\x18\x06 \x01(\x08\x12\x14\n\x0c\x63\x61ption_room\x18\x07 \x01(\t\x12\x15\n\rspeaker_label\x18\x08 \x01(\t\"\x8b\x02\n\x10StreamingControl\x12\x41\n\x08\x66inalize\x18\x01 \x01(\x0b\x32-.dragoman.speech.v1.StreamingControl.FinalizeH\x00\x12P\n\x10update_languages\x18\x02 \x01(\x0b\x32\x34.dragoman.speech.v1.StreamingControl.UpdateLanguagesH\x00\x1a\n\n\x08\x46inalize\x1aL\n\x0fUpdateLanguages\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\"\n\x1atranslation_language_codes\x18\x02 \x03(\tB\x08\n\x06\x61\x63tion\"m\n\rResumeSession\x12\x14\n\x0cresume_token\x18\x01 \x01(\t\x12\x15\n\rlast_sequence\x18\x02 \x01(\x04\x12/\n\x0c\x61udio_offset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x83\x02\n\x19StreamingRecognizeRequest\x12J\n\x10streaming_config\x18\x01 \x01(\x0b\x32..dragoman.speech.v1.StreamingRecognitionConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x12\x37\n\x07\x63ontrol\x18\x03 \x01(\x0b\x32$.dragoman.speech.v1.StreamingControlH\x00\x12\x33\n\x06resume\x18\x04 \x01(\x0b\x32!.dragoman.speech.v1.ResumeSessionH\x00\x42\x13\n\x11streaming_request\"\x8c\x01\n\x08WordInfo\x12\x0c\n\x04word\x18\x01 \x01(\t\x12/\n\x0cstart_offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nconfidence\x18\x04 \x01(\x02\"~\n\x0bTranslation\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"s\n\x0bSuppression\x12\x35\n\x06reason\x18\x01 \x01(\x0e\x32%.dragoman.speech.v1.SuppressionReason\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x1d\n\x15suppressed_transcript\x18\x03 \x01(\t\"\xb2\x04\n\x1aStreamingRecognitionResult\x12\x12\n\nsegment_id\x18\x01 \x01(\r\x12\x10\n\x08revision\x18\x02 \x01(\r\x12\x10\n\x08is_final\x18\x03 \x01(\x08\x12\x11\n\tstability\x18\x04 \x01(\x02\x12\x12\n\ntranscript\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x02\x12+\n\x05words\x18\x07 \x03(\x0b\x32\x1c.dragoman.speech.v1.WordInfo\x12/\n\x0cstart_offset\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rlanguage_code\x18\n \x01(\t\x12\x1c\n\x14language_probability\x18\x0b \x01(\x02\x12\x35\n\x12processing_latency\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x0bsuppression\x18\r \x01(\x0b\x32\x1f.dragoman.speech.v1.Suppression\x12;\n\x0f\x65ndpoint_reason\x18\x0e \x01(\x0e\x32\".dragoman.speech.v1.EndpointReason\x12\x35\n\x0ctranslations\x18\x0f \x03(\x0b\x32\x1f.dragoman.speech.v1.Translation\"\xbb\x02\n\x0bSpeechEvent\x12=\n\x04type\x18\x01 \x01(\x0e\x32/.dragoman.speech.v1.SpeechEvent.SpeechEventType\x12)\n\x06offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsegment_id\x18\x03 \x01(\r\"\xad\x01\n\x0fSpeechEventType\x12!\n\x1dSPEECH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12$\n SPEECH_EVENT_TYPE_ACTIVITY_BEGIN\x10\x01\x12\"\n\x1eSPEECH_EVENT_TYPE_ACTIVITY_END\x10\x02\x12-\n)SPEECH_EVENT_TYPE_END_OF_SINGLE_UTTERANCE\x10\x03\"Z\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\x12\x0f\n\x07resumed\x18\x04 \x01(\x08\"\x8f\x01\n\nCheckpoint\x12\x33\n\x10\x61\x63\x63ounted_offset\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0freceived_offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10resume_elsewhere\x18\x03 \x01(\x08\"\xac\x02\n\x1aStreamingRecognizeResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32\".dragoman.speech.v1.SessionStartedH\x00\x12\x37\n\x0cspeech_event\x18\x02 \x01(\x0b\x32\x1f.dragoman.speech.v1.SpeechEventH\x00\x12@\n\x06result\x18\x03 \x01(\x0b\x32..dragoman.speech.v1.StreamingRecognitionResultH\x00\x12\x34\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1e.dragoman.speech.v1.CheckpointH\x00\x12\x10\n\x08sequence\x18\x06 \x01(\x04\x42\x14\n\x12streaming_response\"\xa1\x01\n\x10RecognizeRequest\x12\x35\n\x06\x63onfig\x18\x01 \x01(\x0b\x32%.dragoman.speech.v1.RecognitionConfig\x12?\n\x0evoice_activity\x18\x02 \x01(\x0b\x32\'.dragoman.speech.v1.VoiceActivityConfig\x12\x15\n\raudio_content\x18\x03 \x01(\x0c\"\xa2\x01\n\x11RecognizeResponse\x12?\n\x07results\x18\x01 \x03(\x0b\x32..dragoman.speech.v1.StreamingRecognitionResult\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x38\n\x15total_billed_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"k\n\x15StreamCaptionsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x17\n\x0finterim_results\x18\x02 \x01(\x08\x12\x15\n\rlanguage_code\x18\x03 \x01(\t\x12\x14\n\x0cresume_after\x18\x04 \x01(\t\"$\n\x07Speaker\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"\xb7\x02\n\x16StreamCaptionsResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12>\n\x06result\x18\x02 \x01(\x0b\x32..dragoman.speech.v1.StreamingRecognitionResult\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x12,\n\x07speaker\x18\x04 \x01(\x0b\x32\x1b.dragoman.speech.v1.Speaker\x12\x1c\n\x14source_language_code\x18\x05 \x01(\t\x12\x15\n\rlanguage_code\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x34\n\x0btranslation\x18\x08 \x01(\x0b\x32\x1f.dragoman.speech.v1.Translation\x12\x10\n\x08position\x18\t \x01(\t*k\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_LINEAR16\x10\x01\x12\x1d\n\x19\x41UDIO_ENCODING_COMPRESSED\x10\x02*\xcd\x01\n\x11SuppressionReason\x12\"\n\x1eSUPPRESSION_REASON_UNSPECIFIED\x10\x00\x12 \n\x1cSUPPRESSION_REASON_NO_SPEECH\x10\x01\x12*\n&SUPPRESSION_REASON_LOW_LOG_PROBABILITY\x10\x02\x12!\n\x1dSUPPRESSION_REASON_REPETITION\x10\x03\x12#\n\x1fSUPPRESSION_REASON_KNOWN_PHRASE\x10\x04*\xcf\x01\n\x0e\x45ndpointReason\x12\x1f\n\x1b\x45NDPOINT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NDPOINT_REASON_SILENCE\x10\x01\x12 \n\x1c\x45NDPOINT_REASON_MAX_DURATION\x10\x02\x12\x1c\n\x18\x45NDPOINT_REASON_FINALIZE\x10\x03\x12!\n\x1d\x45NDPOINT_REASON_END_OF_STREAM\x10\x04\x12\x1c\n\x18\x45NDPOINT_REASON_SHUTDOWN\x10\x05\x32\xcd\x02\n\rSpeechService\x12w\n\x12StreamingRecognize\x12-.dragoman.speech.v1.StreamingRecognizeRequest\x1a..dragoman.speech.v1.StreamingRecognizeResponse(\x01\x30\x01\x12X\n\tRecognize\x12$.dragoman.speech.v1.RecognizeRequest\x1a%.dragoman.speech.v1.RecognizeResponse\x12i\n\x0eStreamCaptions\x12).dragoman.speech.v1.StreamCaptionsRequest\x1a*.dragoman.speech.v1.StreamCaptionsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x64ragoman/speech/v1/speech.proto\x12\x12\x64ragoman.speech.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1egoogle/protobuf/duration.proto\"\xf2\x01\n\x11RecognitionConfig\x12\x39\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32!.dragoman.speech.v1.AudioEncodingB\x04\xe2\x41\x01\x02\x12\x19\n\x11sample_rate_hertz\x18\x02 \x01(\x05\x12\x1b\n\x13\x61udio_channel_count\x18\x03 \x01(\x05\x12\x15\n\rlanguage_code\x18\x04 \x01(\t\x12\r\n\x05model\x18\x05 \x01(\t\x12 \n\x18\x65nable_word_time_offsets\x18\x06 \x01(\x08\x12\"\n\x1atranslation_language_codes\x18\x07 \x03(\t\"\xcd\x02\n\x13VoiceActivityConfig\x12\x1b\n\x0e\x61ggressiveness\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x1e\n\x12set_aggressiveness\x18\x02 \x01(\x08\x42\x02\x18\x01\x12\x18\n\x10speech_threshold\x18\x03 \x01(\x02\x12\x33\n\x10\x65ndpoint_silence\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\npre_speech\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x39\n\x16max_utterance_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nmin_speech\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationB\x11\n\x0f_aggressiveness\"\xbb\x02\n\x1aStreamingRecognitionConfig\x12;\n\x06\x63onfig\x18\x01 \x01(\x0b\x32%.dragoman.speech.v1.RecognitionConfigB\x04\xe2\x41\x01\x02\x12\x17\n\x0finterim_results\x18\x02 \x01(\x08\x12\x18\n\x10single_utterance\x18\x03 \x01(\x08\x12?\n\x0evoice_activity\x18\x04 \x01(\x0b\x32\'.dragoman.speech.v1.VoiceActivityConfig\x12\x1c\n\x14\x65nable_speech_events\x18\x05 \x01(\x08\x12!\n\x19translate_interim_results\x18\x06 \x01(\x08\x12\x14\n\x0c\x63\x61ption_room\x18\x07 \x01(\t\x12\x15\n\rspeaker_label\x18\x08 \x01(\t\"\x8b\x02\n\x10StreamingControl\x12\x41\n\x08\x66inalize\x18\x01 \x01(\x0b\x32-.dragoman.speech.v1.StreamingControl.FinalizeH\x00\x12P\n\x10update_languages\x18\x02 \x01(\x0b\x32\x34.dragoman.speech.v1.StreamingControl.UpdateLanguagesH\x00\x1a\n\n\x08\x46inalize\x1aL\n\x0fUpdateLanguages\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\"\n\x1atranslation_language_codes\x18\x02 \x03(\tB\x08\n\x06\x61\x63tion\"m\n\rResumeSession\x12\x14\n\x0cresume_token\x18\x01 \x01(\t\x12\x15\n\rlast_sequence\x18\x02 \x01(\x04\x12/\n\x0c\x61udio_offset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x83\x02\n\x19StreamingRecognizeRequest\x12J\n\x10streaming_config\x18\x01 \x01(\x0b\x32..dragoman.speech.v1.StreamingRecognitionConfigH\x00\x12\x17\n\raudio_content\x18\x02 \x01(\x0cH\x00\x12\x37\n\x07\x63ontrol\x18\x03 \x01(\x0b\x32$.dragoman.speech.v1.StreamingControlH\x00\x12\x33\n\x06resume\x18\x04 \x01(\x0b\x32!.dragoman.speech.v1.ResumeSessionH\x00\x42\x13\n\x11streaming_request\"\x8c\x01\n\x08WordInfo\x12\x0c\n\x04word\x18\x01 \x01(\t\x12/\n\x0cstart_offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nconfidence\x18\x04 \x01(\x02\"~\n\x0bTranslation\x12\x15\n\rlanguage_code\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12*\n\x07latency\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"s\n\x0bSuppression\x12\x35\n\x06reason\x18\x01 \x01(\x0e\x32%.dragoman.speech.v1.SuppressionReason\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x1d\n\x15suppressed_transcript\x18\x03 \x01(\t\"\xb2\x04\n\x1aStreamingRecognitionResult\x12\x12\n\nsegment_id\x18\x01 \x01(\r\x12\x10\n\x08revision\x18\x02 \x01(\r\x12\x10\n\x08is_final\x18\x03 \x01(\x08\x12\x11\n\tstability\x18\x04 \x01(\x02\x12\x12\n\ntranscript\x18\x05 \x01(\t\x12\x12\n\nconfidence\x18\x06 \x01(\x02\x12+\n\x05words\x18\x07 \x03(\x0b\x32\x1c.dragoman.speech.v1.WordInfo\x12/\n\x0cstart_offset\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rlanguage_code\x18\n \x01(\t\x12\x1c\n\x14language_probability\x18\x0b \x01(\x02\x12\x35\n\x12processing_latency\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x34\n\x0bsuppression\x18\r \x01(\x0b\x32\x1f.dragoman.speech.v1.Suppression\x12;\n\x0f\x65ndpoint_reason\x18\x0e \x01(\x0e\x32\".dragoman.speech.v1.EndpointReason\x12\x35\n\x0ctranslations\x18\x0f \x03(\x0b\x32\x1f.dragoman.speech.v1.Translation\"\xbb\x02\n\x0bSpeechEvent\x12=\n\x04type\x18\x01 \x01(\x0e\x32/.dragoman.speech.v1.SpeechEvent.SpeechEventType\x12)\n\x06offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsegment_id\x18\x03 \x01(\r\"\xad\x01\n\x0fSpeechEventType\x12!\n\x1dSPEECH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12$\n SPEECH_EVENT_TYPE_ACTIVITY_BEGIN\x10\x01\x12\"\n\x1eSPEECH_EVENT_TYPE_ACTIVITY_END\x10\x02\x12-\n)SPEECH_EVENT_TYPE_END_OF_SINGLE_UTTERANCE\x10\x03\"Z\n\x0eSessionStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x14\n\x0cresume_token\x18\x03 \x01(\t\x12\x0f\n\x07resumed\x18\x04 \x01(\x08\"\x8f\x01\n\nCheckpoint\x12\x33\n\x10\x61\x63\x63ounted_offset\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0freceived_offset\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x18\n\x10resume_elsewhere\x18\x03 \x01(\x08\"\xac\x02\n\x1aStreamingRecognizeResponse\x12\x35\n\x07session\x18\x01 \x01(\x0b\x32\".dragoman.speech.v1.SessionStartedH\x00\x12\x37\n\x0cspeech_event\x18\x02 \x01(\x0b\x32\x1f.dragoman.speech.v1.SpeechEventH\x00\x12@\n\x06result\x18\x03 \x01(\x0b\x32..dragoman.speech.v1.StreamingRecognitionResultH\x00\x12\x34\n\ncheckpoint\x18\x05 \x01(\x0b\x32\x1e.dragoman.speech.v1.CheckpointH\x00\x12\x10\n\x08sequence\x18\x06 \x01(\x04\x42\x14\n\x12streaming_response\"\xa7\x01\n\x10RecognizeRequest\x12;\n\x06\x63onfig\x18\x01 \x01(\x0b\x32%.dragoman.speech.v1.RecognitionConfigB\x04\xe2\x41\x01\x02\x12?\n\x0evoice_activity\x18\x02 \x01(\x0b\x32\'.dragoman.speech.v1.VoiceActivityConfig\x12\x15\n\raudio_content\x18\x03 \x01(\x0c\"\xa2\x01\n\x11RecognizeResponse\x12?\n\x07results\x18\x01 \x03(\x0b\x32..dragoman.speech.v1.StreamingRecognitionResult\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x38\n\x15total_billed_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\"q\n\x15StreamCaptionsRequest\x12\x12\n\x04room\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0finterim_results\x18\x02 \x01(\x08\x12\x15\n\rlanguage_code\x18\x03 \x01(\t\x12\x14\n\x0cresume_after\x18\x04 \x01(\t\"$\n\x07Speaker\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"\xb7\x02\n\x16StreamCaptionsResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12>\n\x06result\x18\x02 \x01(\x0b\x32..dragoman.speech.v1.StreamingRecognitionResult\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x12,\n\x07speaker\x18\x04 \x01(\x0b\x32\x1b.dragoman.speech.v1.Speaker\x12\x1c\n\x14source_language_code\x18\x05 \x01(\t\x12\x15\n\rlanguage_code\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12\x34\n\x0btranslation\x18\x08 \x01(\x0b\x32\x1f.dragoman.speech.v1.Translation\x12\x10\n\x08position\x18\t \x01(\t*k\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41UDIO_ENCODING_LINEAR16\x10\x01\x12\x1d\n\x19\x41UDIO_ENCODING_COMPRESSED\x10\x02*\xcd\x01\n\x11SuppressionReason\x12\"\n\x1eSUPPRESSION_REASON_UNSPECIFIED\x10\x00\x12 \n\x1cSUPPRESSION_REASON_NO_SPEECH\x10\x01\x12*\n&SUPPRESSION_REASON_LOW_LOG_PROBABILITY\x10\x02\x12!\n\x1dSUPPRESSION_REASON_REPETITION\x10\x03\x12#\n\x1fSUPPRESSION_REASON_KNOWN_PHRASE\x10\x04*\xcf\x01\n\x0e\x45ndpointReason\x12\x1f\n\x1b\x45NDPOINT_REASON_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NDPOINT_REASON_SILENCE\x10\x01\x12 \n\x1c\x45NDPOINT_REASON_MAX_DURATION\x10\x02\x12\x1c\n\x18\x45NDPOINT_REASON_FINALIZE\x10\x03\x12!\n\x1d\x45NDPOINT_REASON_END_OF_STREAM\x10\x04\x12\x1c\n\x18\x45NDPOINT_REASON_SHUTDOWN\x10\x05\x32\xcd\x02\n\rSpeechService\x12w\n\x12StreamingRecognize\x12-.dragoman.speech.v1.StreamingRecognizeRequest\x1a..dragoman.speech.v1.StreamingRecognizeResponse(\x01\x30\x01\x12X\n\tRecognize\x12$.dragoman.speech.v1.RecognizeRequest\x1a%.dragoman.speech.v1.RecognizeResponse\x12i\n\x0eStreamCaptions\x12).dragoman.speech.v1.StreamCaptionsRequest\x1a*.dragoman.speech.v1.StreamCaptionsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dragoman.api.speech.v1.speech_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOENCODING']._serialized_start=4191
-  _globals['_AUDIOENCODING']._serialized_end=4298
-  _globals['_SUPPRESSIONREASON']._serialized_start=4301
-  _globals['_SUPPRESSIONREASON']._serialized_end=4506
-  _globals['_ENDPOINTREASON']._serialized_start=4509
-  _globals['_ENDPOINTREASON']._serialized_end=4716
-  _globals['_RECOGNITIONCONFIG']._serialized_start=88
-  _globals['_RECOGNITIONCONFIG']._serialized_end=324
-  _globals['_VOICEACTIVITYCONFIG']._serialized_start=327
-  _globals['_VOICEACTIVITYCONFIG']._serialized_end=632
-  _globals['_STREAMINGRECOGNITIONCONFIG']._serialized_start=635
-  _globals['_STREAMINGRECOGNITIONCONFIG']._serialized_end=944
-  _globals['_STREAMINGCONTROL']._serialized_start=947
-  _globals['_STREAMINGCONTROL']._serialized_end=1214
-  _globals['_STREAMINGCONTROL_FINALIZE']._serialized_start=1116
-  _globals['_STREAMINGCONTROL_FINALIZE']._serialized_end=1126
-  _globals['_STREAMINGCONTROL_UPDATELANGUAGES']._serialized_start=1128
-  _globals['_STREAMINGCONTROL_UPDATELANGUAGES']._serialized_end=1204
-  _globals['_RESUMESESSION']._serialized_start=1216
-  _globals['_RESUMESESSION']._serialized_end=1325
-  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=1328
-  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=1587
-  _globals['_WORDINFO']._serialized_start=1590
-  _globals['_WORDINFO']._serialized_end=1730
-  _globals['_TRANSLATION']._serialized_start=1732
-  _globals['_TRANSLATION']._serialized_end=1858
-  _globals['_SUPPRESSION']._serialized_start=1860
-  _globals['_SUPPRESSION']._serialized_end=1975
-  _globals['_STREAMINGRECOGNITIONRESULT']._serialized_start=1978
-  _globals['_STREAMINGRECOGNITIONRESULT']._serialized_end=2540
-  _globals['_SPEECHEVENT']._serialized_start=2543
-  _globals['_SPEECHEVENT']._serialized_end=2858
-  _globals['_SPEECHEVENT_SPEECHEVENTTYPE']._serialized_start=2685
-  _globals['_SPEECHEVENT_SPEECHEVENTTYPE']._serialized_end=2858
-  _globals['_SESSIONSTARTED']._serialized_start=2860
-  _globals['_SESSIONSTARTED']._serialized_end=2950
-  _globals['_CHECKPOINT']._serialized_start=2953
-  _globals['_CHECKPOINT']._serialized_end=3096
-  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=3099
-  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=3399
-  _globals['_RECOGNIZEREQUEST']._serialized_start=3402
-  _globals['_RECOGNIZEREQUEST']._serialized_end=3563
-  _globals['_RECOGNIZERESPONSE']._serialized_start=3566
-  _globals['_RECOGNIZERESPONSE']._serialized_end=3728
-  _globals['_STREAMCAPTIONSREQUEST']._serialized_start=3730
-  _globals['_STREAMCAPTIONSREQUEST']._serialized_end=3837
-  _globals['_SPEAKER']._serialized_start=3839
-  _globals['_SPEAKER']._serialized_end=3875
-  _globals['_STREAMCAPTIONSRESPONSE']._serialized_start=3878
-  _globals['_STREAMCAPTIONSRESPONSE']._serialized_end=4189
-  _globals['_SPEECHSERVICE']._serialized_start=4719
-  _globals['_SPEECHSERVICE']._serialized_end=5052
+  _globals['_RECOGNITIONCONFIG'].fields_by_name['encoding']._loaded_options = None
+  _globals['_RECOGNITIONCONFIG'].fields_by_name['encoding']._serialized_options = b'\342A\001\002'
+  _globals['_VOICEACTIVITYCONFIG'].fields_by_name['set_aggressiveness']._loaded_options = None
+  _globals['_VOICEACTIVITYCONFIG'].fields_by_name['set_aggressiveness']._serialized_options = b'\030\001'
+  _globals['_STREAMINGRECOGNITIONCONFIG'].fields_by_name['config']._loaded_options = None
+  _globals['_STREAMINGRECOGNITIONCONFIG'].fields_by_name['config']._serialized_options = b'\342A\001\002'
+  _globals['_RECOGNIZEREQUEST'].fields_by_name['config']._loaded_options = None
+  _globals['_RECOGNIZEREQUEST'].fields_by_name['config']._serialized_options = b'\342A\001\002'
+  _globals['_STREAMCAPTIONSREQUEST'].fields_by_name['room']._loaded_options = None
+  _globals['_STREAMCAPTIONSREQUEST'].fields_by_name['room']._serialized_options = b'\342A\001\002'
+  _globals['_AUDIOENCODING']._serialized_start=4276
+  _globals['_AUDIOENCODING']._serialized_end=4383
+  _globals['_SUPPRESSIONREASON']._serialized_start=4386
+  _globals['_SUPPRESSIONREASON']._serialized_end=4591
+  _globals['_ENDPOINTREASON']._serialized_start=4594
+  _globals['_ENDPOINTREASON']._serialized_end=4801
+  _globals['_RECOGNITIONCONFIG']._serialized_start=121
+  _globals['_RECOGNITIONCONFIG']._serialized_end=363
+  _globals['_VOICEACTIVITYCONFIG']._serialized_start=366
+  _globals['_VOICEACTIVITYCONFIG']._serialized_end=699
+  _globals['_STREAMINGRECOGNITIONCONFIG']._serialized_start=702
+  _globals['_STREAMINGRECOGNITIONCONFIG']._serialized_end=1017
+  _globals['_STREAMINGCONTROL']._serialized_start=1020
+  _globals['_STREAMINGCONTROL']._serialized_end=1287
+  _globals['_STREAMINGCONTROL_FINALIZE']._serialized_start=1189
+  _globals['_STREAMINGCONTROL_FINALIZE']._serialized_end=1199
+  _globals['_STREAMINGCONTROL_UPDATELANGUAGES']._serialized_start=1201
+  _globals['_STREAMINGCONTROL_UPDATELANGUAGES']._serialized_end=1277
+  _globals['_RESUMESESSION']._serialized_start=1289
+  _globals['_RESUMESESSION']._serialized_end=1398
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_start=1401
+  _globals['_STREAMINGRECOGNIZEREQUEST']._serialized_end=1660
+  _globals['_WORDINFO']._serialized_start=1663
+  _globals['_WORDINFO']._serialized_end=1803
+  _globals['_TRANSLATION']._serialized_start=1805
+  _globals['_TRANSLATION']._serialized_end=1931
+  _globals['_SUPPRESSION']._serialized_start=1933
+  _globals['_SUPPRESSION']._serialized_end=2048
+  _globals['_STREAMINGRECOGNITIONRESULT']._serialized_start=2051
+  _globals['_STREAMINGRECOGNITIONRESULT']._serialized_end=2613
+  _globals['_SPEECHEVENT']._serialized_start=2616
+  _globals['_SPEECHEVENT']._serialized_end=2931
+  _globals['_SPEECHEVENT_SPEECHEVENTTYPE']._serialized_start=2758
+  _globals['_SPEECHEVENT_SPEECHEVENTTYPE']._serialized_end=2931
+  _globals['_SESSIONSTARTED']._serialized_start=2933
+  _globals['_SESSIONSTARTED']._serialized_end=3023
+  _globals['_CHECKPOINT']._serialized_start=3026
+  _globals['_CHECKPOINT']._serialized_end=3169
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_start=3172
+  _globals['_STREAMINGRECOGNIZERESPONSE']._serialized_end=3472
+  _globals['_RECOGNIZEREQUEST']._serialized_start=3475
+  _globals['_RECOGNIZEREQUEST']._serialized_end=3642
+  _globals['_RECOGNIZERESPONSE']._serialized_start=3645
+  _globals['_RECOGNIZERESPONSE']._serialized_end=3807
+  _globals['_STREAMCAPTIONSREQUEST']._serialized_start=3809
+  _globals['_STREAMCAPTIONSREQUEST']._serialized_end=3922
+  _globals['_SPEAKER']._serialized_start=3924
+  _globals['_SPEAKER']._serialized_end=3960
+  _globals['_STREAMCAPTIONSRESPONSE']._serialized_start=3963
+  _globals['_STREAMCAPTIONSRESPONSE']._serialized_end=4274
+  _globals['_SPEECHSERVICE']._serialized_start=4804
+  _globals['_SPEECHSERVICE']._serialized_end=5137
 # @@protoc_insertion_point(module_scope)

@@ -30,10 +30,15 @@ class SpeechServiceStub:
 
     Errors are gRPC status codes with a message that says what to change:
     INVALID_ARGUMENT (bad or missing config, audio before config, unsupported
-    encoding or sample rate, a chunk that is not whole PCM frames, an oversize
-    message), RESOURCE_EXHAUSTED (the service is overloaded; the message says
-    when to retry), OUT_OF_RANGE (the stream is too long, or no audio arrived for
-    too long), UNAVAILABLE (no speech-to-text backend answered, or the gateway is
+    encoding or sample rate, a chunk that is not whole PCM frames, a streamed
+    audio chunk over the gateway's chunk limit
+    (`max_chunk_bytes`, default 1 MiB)),
+    RESOURCE_EXHAUSTED (a request message over the gateway's message limit
+    (`max_message_bytes`, default 4 MiB), refused by gRPC itself before the
+    service reads it; or the service is overloaded, and the message says when
+    to retry),
+    OUT_OF_RANGE (the stream is too long, or no audio arrived for too long),
+    UNAVAILABLE (no speech-to-text backend answered, or the gateway is
     shutting down: a stream it drains gets the final result of the utterance in
     progress first, then UNAVAILABLE, and may reconnect at once).
     """
@@ -66,10 +71,15 @@ class SpeechServiceServicer:
 
     Errors are gRPC status codes with a message that says what to change:
     INVALID_ARGUMENT (bad or missing config, audio before config, unsupported
-    encoding or sample rate, a chunk that is not whole PCM frames, an oversize
-    message), RESOURCE_EXHAUSTED (the service is overloaded; the message says
-    when to retry), OUT_OF_RANGE (the stream is too long, or no audio arrived for
-    too long), UNAVAILABLE (no speech-to-text backend answered, or the gateway is
+    encoding or sample rate, a chunk that is not whole PCM frames, a streamed
+    audio chunk over the gateway's chunk limit
+    (`max_chunk_bytes`, default 1 MiB)),
+    RESOURCE_EXHAUSTED (a request message over the gateway's message limit
+    (`max_message_bytes`, default 4 MiB), refused by gRPC itself before the
+    service reads it; or the service is overloaded, and the message says when
+    to retry),
+    OUT_OF_RANGE (the stream is too long, or no audio arrived for too long),
+    UNAVAILABLE (no speech-to-text backend answered, or the gateway is
     shutting down: a stream it drains gets the final result of the utterance in
     progress first, then UNAVAILABLE, and may reconnect at once).
     """
@@ -83,9 +93,9 @@ class SpeechServiceServicer:
         the server closes the response stream with OK.
 
         Audio may be sent faster than real time (a file, a client's buffer): the
-        server reads a burst of it (the gateway's `speedup_burst_s`, 30 s by
-        default) at once, then at most `max_speedup` (10) times real time, and
-        holds a faster sender back with HTTP/2 flow control. A sender is never
+        server reads a burst of it (the gateway's `speedup_burst_s`, default
+        30 s) at once, then at most the gateway's pace (`max_speedup`, default 10)
+        times real time, and holds a faster sender back with HTTP/2 flow control. A sender is never
         refused for its pace; it waits, and gets every result.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -156,10 +166,15 @@ class SpeechService:
 
     Errors are gRPC status codes with a message that says what to change:
     INVALID_ARGUMENT (bad or missing config, audio before config, unsupported
-    encoding or sample rate, a chunk that is not whole PCM frames, an oversize
-    message), RESOURCE_EXHAUSTED (the service is overloaded; the message says
-    when to retry), OUT_OF_RANGE (the stream is too long, or no audio arrived for
-    too long), UNAVAILABLE (no speech-to-text backend answered, or the gateway is
+    encoding or sample rate, a chunk that is not whole PCM frames, a streamed
+    audio chunk over the gateway's chunk limit
+    (`max_chunk_bytes`, default 1 MiB)),
+    RESOURCE_EXHAUSTED (a request message over the gateway's message limit
+    (`max_message_bytes`, default 4 MiB), refused by gRPC itself before the
+    service reads it; or the service is overloaded, and the message says when
+    to retry),
+    OUT_OF_RANGE (the stream is too long, or no audio arrived for too long),
+    UNAVAILABLE (no speech-to-text backend answered, or the gateway is
     shutting down: a stream it drains gets the final result of the utterance in
     progress first, then UNAVAILABLE, and may reconnect at once).
     """

@@ -22,33 +22,34 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64ragoman/stt/v1/stt.proto\x12\x0f\x64ragoman.stt.v1\"\xf9\x01\n\x11TranscribeRequest\x12\x13\n\x0b\x61udio_pcm16\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rlanguage_code\x18\x03 \x01(\t\x12#\n\x04task\x18\x04 \x01(\x0e\x32\x15.dragoman.stt.v1.Task\x12+\n\x08priority\x18\x05 \x01(\x0e\x32\x19.dragoman.stt.v1.Priority\x12\x17\n\x0fword_timestamps\x18\x06 \x01(\x08\x12\x16\n\x0einitial_prompt\x18\x07 \x01(\t\x12\x12\n\nsession_id\x18\x08 \x01(\t\x12\x12\n\nsegment_id\x18\t \x01(\r\"I\n\x04Word\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\"\xa5\x01\n\x07Segment\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x02\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x02\x12\x13\n\x0b\x61vg_logprob\x18\x04 \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\x05 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\x06 \x01(\x02\x12$\n\x05words\x18\x07 \x03(\x0b\x32\x15.dragoman.stt.v1.Word\"\x95\x02\n\x12TranscribeResponse\x12*\n\x08segments\x18\x01 \x03(\x0b\x32\x18.dragoman.stt.v1.Segment\x12\x15\n\rlanguage_code\x18\x02 \x01(\t\x12\x1c\n\x14language_probability\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rqueue_seconds\x18\x05 \x01(\x02\x12\x19\n\x11inference_seconds\x18\x06 \x01(\x02\x12\x15\n\raudio_seconds\x18\x07 \x01(\x02\x12\x16\n\x0ewindow_seconds\x18\x08 \x01(\x02\x12\x1a\n\x12\x66ull_window_reason\x18\t \x01(\t\x12\x12\n\nbatch_size\x18\n \x01(\r\"\x13\n\x11ListModelsRequest\"i\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x65nglish_only\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x04 \x01(\t\x12\x12\n\nis_default\x18\x05 \x01(\x08\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.dragoman.stt.v1.ModelInfo*E\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_TRANSCRIBE\x10\x01\x12\x12\n\x0eTASK_TRANSLATE\x10\x02*N\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x12\n\x0ePRIORITY_FINAL\x10\x01\x12\x14\n\x10PRIORITY_INTERIM\x10\x02\x32\xba\x01\n\nSttService\x12U\n\nTranscribe\x12\".dragoman.stt.v1.TranscribeRequest\x1a#.dragoman.stt.v1.TranscribeResponse\x12U\n\nListModels\x12\".dragoman.stt.v1.ListModelsRequest\x1a#.dragoman.stt.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64ragoman/stt/v1/stt.proto\x12\x0f\x64ragoman.stt.v1\x1a\x1egoogle/protobuf/duration.proto\"\xf9\x01\n\x11TranscribeRequest\x12\x13\n\x0b\x61udio_pcm16\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rlanguage_code\x18\x03 \x01(\t\x12#\n\x04task\x18\x04 \x01(\x0e\x32\x15.dragoman.stt.v1.Task\x12+\n\x08priority\x18\x05 \x01(\x0e\x32\x19.dragoman.stt.v1.Priority\x12\x17\n\x0fword_timestamps\x18\x06 \x01(\x08\x12\x16\n\x0einitial_prompt\x18\x07 \x01(\t\x12\x12\n\nsession_id\x18\x08 \x01(\t\x12\x12\n\nsegment_id\x18\t \x01(\r\"\xa5\x01\n\x04Word\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x04 \x01(\x02\x12/\n\x0cstart_offset\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x07start_sR\x05\x65nd_s\"\x81\x02\n\x07Segment\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0b\x61vg_logprob\x18\x04 \x01(\x02\x12\x16\n\x0eno_speech_prob\x18\x05 \x01(\x02\x12\x19\n\x11\x63ompression_ratio\x18\x06 \x01(\x02\x12$\n\x05words\x18\x07 \x03(\x0b\x32\x15.dragoman.stt.v1.Word\x12/\n\x0cstart_offset\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12-\n\nend_offset\x18\t \x01(\x0b\x32\x19.google.protobuf.DurationJ\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04R\x07start_sR\x05\x65nd_s\"\xcc\x03\n\x12TranscribeResponse\x12*\n\x08segments\x18\x01 \x03(\x0b\x32\x18.dragoman.stt.v1.Segment\x12\x15\n\rlanguage_code\x18\x02 \x01(\t\x12\x1c\n\x14language_probability\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\x12\x1a\n\x12\x66ull_window_reason\x18\t \x01(\t\x12\x12\n\nbatch_size\x18\n \x01(\r\x12\x31\n\x0equeue_duration\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12inference_duration\x18\x0c \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x31\n\x0e\x61udio_duration\x18\r \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x32\n\x0fwindow_duration\x18\x0e \x01(\x0b\x32\x19.google.protobuf.DurationJ\x04\x08\x05\x10\tR\rqueue_secondsR\x11inference_secondsR\raudio_secondsR\x0ewindow_seconds\"\x13\n\x11ListModelsRequest\"\x81\x01\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0c\x65nglish_only\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x14\n\x0c\x63ompute_type\x18\x04 \x01(\t\x12\x12\n\nis_default\x18\x05 \x01(\x08\x12\x16\n\x0elanguage_codes\x18\x06 \x03(\t\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.dragoman.stt.v1.ModelInfo*E\n\x04Task\x12\x14\n\x10TASK_UNSPECIFIED\x10\x00\x12\x13\n\x0fTASK_TRANSCRIBE\x10\x01\x12\x12\n\x0eTASK_TRANSLATE\x10\x02*N\n\x08Priority\x12\x18\n\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x12\n\x0ePRIORITY_FINAL\x10\x01\x12\x14\n\x10PRIORITY_INTERIM\x10\x02\x32\xba\x01\n\nSttService\x12U\n\nTranscribe\x12\".dragoman.stt.v1.TranscribeRequest\x1a#.dragoman.stt.v1.TranscribeResponse\x12U\n\nListModels\x12\".dragoman.stt.v1.ListModelsRequest\x1a#.dragoman.stt.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dragoman.api.stt.v1.stt_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASK']._serialized_start=1015
-  _globals['_TASK']._serialized_end=1084
-  _globals['_PRIORITY']._serialized_start=1086
-  _globals['_PRIORITY']._serialized_end=1164
-  _globals['_TRANSCRIBEREQUEST']._serialized_start=47
-  _globals['_TRANSCRIBEREQUEST']._serialized_end=296
-  _globals['_WORD']._serialized_start=298
-  _globals['_WORD']._serialized_end=371
-  _globals['_SEGMENT']._serialized_start=374
-  _globals['_SEGMENT']._serialized_end=539
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=542
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=819
-  _globals['_LISTMODELSREQUEST']._serialized_start=821
-  _globals['_LISTMODELSREQUEST']._serialized_end=840
-  _globals['_MODELINFO']._serialized_start=842
-  _globals['_MODELINFO']._serialized_end=947
-  _globals['_LISTMODELSRESPONSE']._serialized_start=949
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1013
-  _globals['_STTSERVICE']._serialized_start=1167
-  _globals['_STTSERVICE']._serialized_end=1353
+  _globals['_TASK']._serialized_start=1440
+  _globals['_TASK']._serialized_end=1509
+  _globals['_PRIORITY']._serialized_start=1511
+  _globals['_PRIORITY']._serialized_end=1589
+  _globals['_TRANSCRIBEREQUEST']._serialized_start=79
+  _globals['_TRANSCRIBEREQUEST']._serialized_end=328
+  _globals['_WORD']._serialized_start=331
+  _globals['_WORD']._serialized_end=496
+  _globals['_SEGMENT']._serialized_start=499
+  _globals['_SEGMENT']._serialized_end=756
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=759
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=1219
+  _globals['_LISTMODELSREQUEST']._serialized_start=1221
+  _globals['_LISTMODELSREQUEST']._serialized_end=1240
+  _globals['_MODELINFO']._serialized_start=1243
+  _globals['_MODELINFO']._serialized_end=1372
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1374
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1438
+  _globals['_STTSERVICE']._serialized_start=1592
+  _globals['_STTSERVICE']._serialized_end=1778
 # @@protoc_insertion_point(module_scope)

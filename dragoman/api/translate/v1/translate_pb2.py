@@ -22,25 +22,26 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%dragoman/translate/v1/translate.proto\x12\x15\x64ragoman.translate.v1\"\x96\x01\n\x10TranslateRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x1c\n\x14source_language_code\x18\x02 \x01(\t\x12\x1c\n\x14target_language_code\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x12\n\nsegment_id\x18\x06 \x01(\r\"\x80\x01\n\x11TranslateResponse\x12\x14\n\x0ctranslations\x18\x01 \x03(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x15\n\rqueue_seconds\x18\x03 \x01(\x02\x12\x19\n\x11inference_seconds\x18\x04 \x01(\x02\x12\x12\n\nbatch_size\x18\x05 \x01(\r\"\x1a\n\x18ListLanguagePairsRequest\"[\n\x0cLanguagePair\x12\x1c\n\x14source_language_code\x18\x01 \x01(\t\x12\x1c\n\x14target_language_code\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\"O\n\x19ListLanguagePairsResponse\x12\x32\n\x05pairs\x18\x01 \x03(\x0b\x32#.dragoman.translate.v1.LanguagePair2\xea\x01\n\x10TranslateService\x12^\n\tTranslate\x12\'.dragoman.translate.v1.TranslateRequest\x1a(.dragoman.translate.v1.TranslateResponse\x12v\n\x11ListLanguagePairs\x12/.dragoman.translate.v1.ListLanguagePairsRequest\x1a\x30.dragoman.translate.v1.ListLanguagePairsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%dragoman/translate/v1/translate.proto\x12\x15\x64ragoman.translate.v1\x1a\x1egoogle/protobuf/duration.proto\"\x96\x01\n\x10TranslateRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x1c\n\x14source_language_code\x18\x02 \x01(\t\x12\x1c\n\x14target_language_code\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x12\n\nsegment_id\x18\x06 \x01(\r\"\xe6\x01\n\x11TranslateResponse\x12\x14\n\x0ctranslations\x18\x01 \x03(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x12\n\nbatch_size\x18\x05 \x01(\r\x12\x31\n\x0equeue_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12inference_duration\x18\x07 \x01(\x0b\x32\x19.google.protobuf.DurationJ\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05R\rqueue_secondsR\x11inference_seconds\"\x1a\n\x18ListLanguagePairsRequest\"[\n\x0cLanguagePair\x12\x1c\n\x14source_language_code\x18\x01 \x01(\t\x12\x1c\n\x14target_language_code\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\"O\n\x19ListLanguagePairsResponse\x12\x32\n\x05pairs\x18\x01 \x03(\x0b\x32#.dragoman.translate.v1.LanguagePair2\xea\x01\n\x10TranslateService\x12^\n\tTranslate\x12\'.dragoman.translate.v1.TranslateRequest\x1a(.dragoman.translate.v1.TranslateResponse\x12v\n\x11ListLanguagePairs\x12/.dragoman.translate.v1.ListLanguagePairsRequest\x1a\x30.dragoman.translate.v1.ListLanguagePairsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dragoman.api.translate.v1.translate_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSLATEREQUEST']._serialized_start=65
-  _globals['_TRANSLATEREQUEST']._serialized_end=215
-  _globals['_TRANSLATERESPONSE']._serialized_start=218
-  _globals['_TRANSLATERESPONSE']._serialized_end=346
-  _globals['_LISTLANGUAGEPAIRSREQUEST']._serialized_start=348
-  _globals['_LISTLANGUAGEPAIRSREQUEST']._serialized_end=374
-  _globals['_LANGUAGEPAIR']._serialized_start=376
-  _globals['_LANGUAGEPAIR']._serialized_end=467
-  _globals['_LISTLANGUAGEPAIRSRESPONSE']._serialized_start=469
-  _globals['_LISTLANGUAGEPAIRSRESPONSE']._serialized_end=548
-  _globals['_TRANSLATESERVICE']._serialized_start=551
-  _globals['_TRANSLATESERVICE']._serialized_end=785
+  _globals['_TRANSLATEREQUEST']._serialized_start=97
+  _globals['_TRANSLATEREQUEST']._serialized_end=247
+  _globals['_TRANSLATERESPONSE']._serialized_start=250
+  _globals['_TRANSLATERESPONSE']._serialized_end=480
+  _globals['_LISTLANGUAGEPAIRSREQUEST']._serialized_start=482
+  _globals['_LISTLANGUAGEPAIRSREQUEST']._serialized_end=508
+  _globals['_LANGUAGEPAIR']._serialized_start=510
+  _globals['_LANGUAGEPAIR']._serialized_end=601
+  _globals['_LISTLANGUAGEPAIRSRESPONSE']._serialized_start=603
+  _globals['_LISTLANGUAGEPAIRSRESPONSE']._serialized_end=682
+  _globals['_TRANSLATESERVICE']._serialized_start=685
+  _globals['_TRANSLATESERVICE']._serialized_end=919
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,6 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -23,18 +26,18 @@ class TranslateRequest(_message.Message):
     def __init__(self, texts: _Optional[_Iterable[str]] = ..., source_language_code: _Optional[str] = ..., target_language_code: _Optional[str] = ..., backend: _Optional[str] = ..., session_id: _Optional[str] = ..., segment_id: _Optional[int] = ...) -> None: ...
 
 class TranslateResponse(_message.Message):
-    __slots__ = ("translations", "backend", "queue_seconds", "inference_seconds", "batch_size")
+    __slots__ = ("translations", "backend", "batch_size", "queue_duration", "inference_duration")
     TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
-    QUEUE_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    INFERENCE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DURATION_FIELD_NUMBER: _ClassVar[int]
+    INFERENCE_DURATION_FIELD_NUMBER: _ClassVar[int]
     translations: _containers.RepeatedScalarFieldContainer[str]
     backend: str
-    queue_seconds: float
-    inference_seconds: float
     batch_size: int
-    def __init__(self, translations: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., queue_seconds: _Optional[float] = ..., inference_seconds: _Optional[float] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    queue_duration: _duration_pb2.Duration
+    inference_duration: _duration_pb2.Duration
+    def __init__(self, translations: _Optional[_Iterable[str]] = ..., backend: _Optional[str] = ..., batch_size: _Optional[int] = ..., queue_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., inference_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ListLanguagePairsRequest(_message.Message):
     __slots__ = ()

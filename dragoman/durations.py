@@ -1,4 +1,8 @@
-"""Seconds to and from protobuf Durations, the unit of every offset and latency on the wire."""
+"""Seconds to and from protobuf Durations, the unit of every offset and latency on the wire.
+
+Here, beside the services rather than in one of them, because the gateway, the STT service
+and the translation service all put times on the wire, and no service imports another.
+"""
 
 from google.protobuf import duration_pb2
 
