@@ -11,7 +11,7 @@ import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Literal, get_args
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -27,6 +27,7 @@ from prometheus_client import (
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Any, grpc.aio.ServicerContext], Any]
+WorkerState = Literal["loading", "ready", "failed"]
 
 
 class Metrics:
@@ -142,9 +143,11 @@ class WorkMetrics:
 
     LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
     BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
-    STATES = ("loading", "ready", "failed")
+    STATES: tuple[WorkerState, ...] = get_args(WorkerState)
 
     def __init__(self, metrics: Metrics, worker: str) -> None:
+        """`worker` names a worker in the labels and in messages: "model", "backend"."""
+        self.worker = worker
         prefix, registry = metrics.prefix, metrics.registry
         self.queue_depth = Gauge(
             f"{prefix}_queue_depth", "Jobs waiting for a worker", registry=registry
@@ -186,7 +189,7 @@ class WorkMetrics:
             registry=registry,
         )
 
-    def set_state(self, worker: str, state: str) -> None:
+    def set_state(self, worker: str, state: WorkerState) -> None:
         """Moves a model or backend to `state`: loading, ready or failed."""
         for each in self.STATES:
             self._state.labels(worker, each).set(1 if each == state else 0)

@@ -16,9 +16,10 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
 from dragoman.auth import Authenticator, AuthInterceptor
+from dragoman.errors import StatusError
 from dragoman.logs import segment_id_var, session_id_var
 from dragoman.metrics import Metrics
-from dragoman.tls import TlsFiles, server_credentials
+from dragoman.tls import ServerTlsSettings, server_credentials
 from dragoman.tracing import Tracing
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ CONNECTION_AGE_GRACE_S = 60.0
 any internal call's deadline (the gateway's `stt_timeout_s`, 30 s by default)."""
 T = TypeVar("T")
 ErrorCodes = Sequence[tuple[type[Exception], grpc.StatusCode]]
-"""A service's one mapping of its domain errors to the status codes callers get."""
+"""A service's one mapping to the status codes callers get of the errors that name none:
+those of its modules that know nothing of gRPC (queues, engines). A StatusError names its
+own."""
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -52,7 +55,7 @@ async def answer(
     segment_id: int = 0,
 ) -> T:
     """Runs one internal call with the caller's session and segment ids on every log line,
-    and aborts with the mapped status when it raises one of the service's domain errors.
+    and aborts with the error's status when it raises a StatusError or an error of `codes`.
 
     A call that gRPC's retry policy moved here from a failed replica says so: its span
     carries `dragoman.previous_attempts`, so the trace shows the failover."""
@@ -65,15 +68,21 @@ async def answer(
     if previous:
         span.set_attribute("dragoman.previous_attempts", previous)
         logger.info("retried call: %d earlier attempts failed elsewhere", previous)
+    refused = (StatusError, *(error_type for error_type, _ in codes))
     try:
         return await call
-    except tuple(error_type for error_type, _ in codes) as error:
+    except refused as error:
         logger.info("refused: %s", error)
-        code = next(code for error_type, code in codes if isinstance(error, error_type))
-        await context.abort(code, str(error))
+        await context.abort(_status_code(error, codes), str(error))
     finally:
         session_id_var.reset(session_token)
         segment_id_var.reset(segment_token)
+
+
+def _status_code(error: Exception, codes: ErrorCodes) -> grpc.StatusCode:
+    if isinstance(error, StatusError):
+        return error.code
+    return next(code for error_type, code in codes if isinstance(error, error_type))
 
 
 class ServiceHost:
@@ -86,7 +95,7 @@ class ServiceHost:
         max_message_bytes: int,
         tracing: Tracing,
         metrics: Metrics,
-        tls: TlsFiles,
+        tls: ServerTlsSettings,
         authenticator: Authenticator | None = None,
         max_connection_age_s: float | None = None,
         stream_window_bytes: int | None = None,
@@ -171,7 +180,8 @@ async def run_until_signal(
         await stop()
 
 
-class ReplicaSettings(TlsFiles, Protocol):
+class ReplicaSettings(Protocol):
+    tls: ServerTlsSettings
     host: str
     port: int
     max_message_bytes: int
@@ -219,7 +229,7 @@ class Replica:
             max_message_bytes=self.settings.max_message_bytes,
             tracing=self.tracing,
             metrics=self.metrics,
-            tls=self.settings,
+            tls=self.settings.tls,
             max_connection_age_s=self.settings.max_connection_age_s,
         )
         self._register(self._host.server)

@@ -1,51 +1,43 @@
-"""Domain errors of the gateway and the one place that maps them to gRPC status codes."""
+"""Domain errors of the gateway, each naming the gRPC status its client gets, and the one
+place that turns a backend's status into one of them."""
 
 import grpc
 
-
-class GatewayError(Exception):
-    """An error the client must hear about; `code` is the gRPC status it gets."""
-
-    code = grpc.StatusCode.INTERNAL
+from dragoman.errors import InvalidRequestError, StatusError
 
 
-class InvalidRequestError(GatewayError):
-    """Bad config, bad message order, bad audio: the client must change its request."""
-
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
-
-class BackendUnavailableError(GatewayError):
-    """No speech-to-text replica answered."""
+class BackendUnavailableError(StatusError):
+    """A backend service (speech-to-text, translation) did not answer, or none is
+    configured: the client may retry later, or do without what it serves."""
 
     code = grpc.StatusCode.UNAVAILABLE
 
 
-class PermissionDeniedError(GatewayError):
+class PermissionDeniedError(StatusError):
     """The caller's token does not reach what the request names (a caption room)."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
-class StreamLimitError(GatewayError):
+class StreamLimitError(StatusError):
     """The stream went on too long, or its audio stopped for too long."""
 
     code = grpc.StatusCode.OUT_OF_RANGE
 
 
-class DrainingError(GatewayError):
+class DrainingError(StatusError):
     """The gateway is shutting down; the client should reconnect (to another replica)."""
 
     code = grpc.StatusCode.UNAVAILABLE
 
 
-class OverloadedError(GatewayError):
+class OverloadedError(StatusError):
     """The backends are saturated; the message says when to retry."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def from_backend(error: grpc.aio.AioRpcError, backend: str) -> GatewayError:
+def from_backend(error: grpc.aio.AioRpcError, backend: str) -> StatusError:
     """Translates a backend's status into what the client should be told."""
     code = error.code()
     if code == grpc.StatusCode.INVALID_ARGUMENT:
@@ -60,7 +52,12 @@ def from_backend(error: grpc.aio.AioRpcError, backend: str) -> GatewayError:
     )
 
 
-class ClientGoneError(GatewayError):
+class ClientGoneError(StatusError):
     """The client went away without ending its audio: what is in progress is dropped."""
 
     code = grpc.StatusCode.CANCELLED
+
+
+def internal_error(session_id: str) -> str:
+    """What a client is told of a bug: where to find it, not what it was."""
+    return f"internal error in session {session_id}; it is logged, please report it"

@@ -7,25 +7,28 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
-from dragoman.gateway.channels import BackendClient
-from dragoman.gateway.errors import InvalidRequestError, OverloadedError, from_backend
 
 from dragoman.api.stt.v1 import stt_pb2, stt_pb2_grpc
+from dragoman.errors import InvalidRequestError
+from dragoman.gateway.channels import BackendClient
+from dragoman.gateway.errors import OverloadedError, from_backend
+from dragoman.interfaces import STT_SERVICE_NAME
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = stt_pb2.DESCRIPTOR.services_by_name["SttService"].full_name
 OVERLOAD_BACKOFF_S = 0.1
 MAX_OVERLOAD_BACKOFF_S = 2.0
 
 
 @dataclass(frozen=True)
 class ModelCatalog:
-    """The models the STT service serves, to validate a stream's config before it starts."""
+    """The models the STT service serves, with the languages each recognizes, to validate a
+    stream's config before it starts."""
 
     models: dict[str, stt_pb2.ModelInfo]
     default: str
@@ -38,14 +41,27 @@ class ModelCatalog:
             raise InvalidRequestError(
                 f"model {chosen!r} is not served: valid values are {', '.join(sorted(self.models))}"
             )
-        if info.english_only and language_code not in ("", "en"):
-            multilingual = [m for m, i in sorted(self.models.items()) if not i.english_only]
+        recognized = recognized_languages(info)
+        if language_code and recognized and language_code not in recognized:
+            others = [
+                m
+                for m, i in sorted(self.models.items())
+                if language_code in recognized_languages(i)
+            ]
             raise InvalidRequestError(
-                f"model {chosen!r} is English-only and cannot recognize language_code "
-                f"{language_code!r}: use 'en', or a multilingual model "
-                f"({', '.join(multilingual) or 'none is loaded'})"
+                f"language_code {language_code!r} is not recognized by the "
+                f"{'English-only ' if info.english_only else ''}model {chosen!r}: valid values "
+                f"are {', '.join(sorted(recognized))}, or 'auto'"
+                + (f"; models that recognize it: {', '.join(others)}" if others else "")
             )
         return info
+
+
+def recognized_languages(info: stt_pb2.ModelInfo) -> Sequence[str]:
+    """The languages the model recognizes. A replica of release 0.1.0 lists none: an
+    English-only model's are still known, a multilingual one's are left to the replica,
+    which refuses a language its model lacks request by request."""
+    return info.language_codes or (["en"] if info.english_only else [])
 
 
 def pcm16(audio: np.ndarray) -> bytes:
@@ -56,7 +72,7 @@ def pcm16(audio: np.ndarray) -> bytes:
 class SttClient(BackendClient):
     """Calls the STT service; backend failures become the gateway's domain errors."""
 
-    service_name = SERVICE_NAME
+    service_name = STT_SERVICE_NAME
     stub_class = stt_pb2_grpc.SttServiceStub
     _stub: stt_pb2_grpc.SttServiceStub
     _catalog: ModelCatalog | None = None
@@ -98,5 +114,6 @@ class SttClient(BackendClient):
                 failure = from_backend(error, "speech-to-text")
             if not isinstance(failure, OverloadedError) or time.monotonic() + backoff_s > deadline:
                 raise failure
+            logger.info("asking the STT service again: %s", failure)
             await asyncio.sleep(backoff_s * random.uniform(0.5, 1.5))
             backoff_s = min(backoff_s * 2, MAX_OVERLOAD_BACKOFF_S)

@@ -1,25 +1,22 @@
 """The gateway's client of the translation service."""
 
 import grpc
-from dragoman.gateway.channels import BackendClient
-from dragoman.gateway.errors import from_backend
 
 from dragoman.api.translate.v1 import translate_pb2, translate_pb2_grpc
-
-SERVICE_NAME = translate_pb2.DESCRIPTOR.services_by_name["TranslateService"].full_name
-
-Pair = tuple[str, str]
+from dragoman.gateway.channels import BackendClient
+from dragoman.gateway.errors import from_backend
+from dragoman.interfaces import TRANSLATE_SERVICE_NAME, LanguagePair
 
 
 class TranslateClient(BackendClient):
     """Calls the translation service; remembers which pairs it serves, by which backend."""
 
-    service_name = SERVICE_NAME
+    service_name = TRANSLATE_SERVICE_NAME
     stub_class = translate_pb2_grpc.TranslateServiceStub
     _stub: translate_pb2_grpc.TranslateServiceStub
-    _pairs: dict[Pair, str] | None = None
+    _pairs: dict[LanguagePair, str] | None = None
 
-    async def pairs(self) -> dict[Pair, str]:
+    async def pairs(self) -> dict[LanguagePair, str]:
         """(source, target) -> the first backend serving it; asked until a replica serves
         some (one still loading its backends answers none)."""
         if not self._pairs:
@@ -29,7 +26,7 @@ class TranslateClient(BackendClient):
                 )
             except grpc.aio.AioRpcError as error:
                 raise from_backend(error, "translation") from error
-            pairs: dict[Pair, str] = {}
+            pairs: dict[LanguagePair, str] = {}
             for pair in response.pairs:
                 key = (pair.source_language_code, pair.target_language_code)
                 pairs.setdefault(key, pair.backend)

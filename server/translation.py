@@ -13,12 +13,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from dragoman.gateway.durations import duration
-from dragoman.gateway.errors import BackendUnavailableError, GatewayError, InvalidRequestError
-from dragoman.gateway.translate_client import Pair, TranslateClient
-
 from dragoman.api.speech.v1 import speech_pb2
 from dragoman.api.translate.v1 import translate_pb2
+from dragoman.durations import duration
+from dragoman.errors import InvalidRequestError, StatusError
+from dragoman.gateway.errors import BackendUnavailableError
+from dragoman.gateway.translate_client import TranslateClient
+from dragoman.interfaces import LanguagePair
 
 WHISPER = "whisper"
 SAME_LANGUAGE = "none"
@@ -27,7 +28,7 @@ ENGLISH = "en"
 WhisperTranslation = Callable[[], Awaitable[str]]
 
 
-def _describe(pairs: dict[Pair, str], whisper: bool) -> str:
+def _describe(pairs: dict[LanguagePair, str], whisper: bool) -> str:
     served = [f"{s}→{t} ({b})" for (s, t), b in sorted(pairs.items())]
     if whisper:
         served.append("any→en (whisper)")
@@ -40,7 +41,7 @@ class Translator:
 
     client: TranslateClient | None
 
-    async def pairs(self) -> dict[Pair, str]:
+    async def pairs(self) -> dict[LanguagePair, str]:
         return await self.client.pairs() if self.client is not None else {}
 
     def _text_backend(self) -> TranslateClient:
@@ -62,15 +63,31 @@ class Translator:
             f"{_describe(pairs, multilingual)}"
         )
 
-    async def check(self, source: str, targets: Sequence[str], *, multilingual: bool) -> None:
-        """Refuses a stream whose targets cannot be served from its configured language."""
+    async def check(
+        self, source: str, targets: Sequence[str], *, multilingual: bool, recognized: Sequence[str]
+    ) -> None:
+        """Refuses a stream whose targets cannot be served from its configured language,
+        or, with the language detected, whose targets nothing can reach: not Whisper's
+        English, not a language the model recognizes (a same-language target), not the
+        target of any pair the translation service serves."""
         if source:
             for target in targets:
                 await self.route(source, target, multilingual=multilingual)
-        elif any(t != ENGLISH for t in targets) and not await self.pairs():
+            return
+        if all(t == ENGLISH for t in targets):
+            return
+        pairs = await self.pairs()
+        if not pairs:
             raise InvalidRequestError(
                 f"translation to {', '.join(targets)} needs the translation service, "
                 "which this gateway is not configured with"
+            )
+        reachable = {ENGLISH, *recognized, *(target for _, target in pairs)}
+        unreachable = [t for t in targets if t not in reachable]
+        if unreachable:
+            raise InvalidRequestError(
+                f"translation_targets {', '.join(unreachable)} cannot be served: valid values "
+                f"are {', '.join(sorted(reachable))}"
             )
 
     async def translate(
@@ -127,7 +144,7 @@ class Translator:
         except InvalidRequestError as error:
             result.error = str(error)
             return result
-        except GatewayError as error:
+        except StatusError as error:
             result.error = f"translation failed: {error}"
             return result
         result.text = translated

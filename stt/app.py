@@ -2,30 +2,52 @@
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import grpc
+
+from dragoman.api.stt.v1 import stt_pb2_grpc
+from dragoman.interfaces import STT_SERVICE_NAME
+from dragoman.loading import LoadStates
+from dragoman.metrics import WorkMetrics
+from dragoman.serving import Replica, ServiceHost, serve_replica
 from dragoman.stt import models
 from dragoman.stt.engine import WhisperEngine
 from dragoman.stt.models import ModelError
 from dragoman.stt.scheduler import Scheduler
-from dragoman.stt.service import SERVICE_NAME, SttServicer
+from dragoman.stt.service import SttServicer
 from dragoman.stt.settings import SttSettings
-
-from dragoman.api.stt.v1 import stt_pb2_grpc
-from dragoman.metrics import WorkMetrics
-from dragoman.serving import Replica, ServiceHost, serve_replica
 
 logger = logging.getLogger(__name__)
 
 
+def load_engine(name: str, settings: SttSettings) -> WhisperEngine:
+    """Prepares and loads one model; blocking (may download), raises ModelError."""
+    prepared = models.prepare(name, settings.model_cache_dir)
+    return WhisperEngine(
+        prepared,
+        device=settings.device,
+        compute_type=settings.compute_type,
+        cpu_threads=settings.cpu_threads,
+        windows=settings.windows,
+    )
+
+
 class SttApp(Replica):
-    service_name = SERVICE_NAME
+    service_name = STT_SERVICE_NAME
     description = "STT service"
     telemetry_name = "stt"
 
-    def __init__(self, settings: SttSettings) -> None:
+    def __init__(
+        self,
+        settings: SttSettings,
+        *,
+        load: Callable[[str, SttSettings], WhisperEngine] = load_engine,
+    ) -> None:
+        """`load` loads a model by name (another one wraps or replaces an engine)."""
         super().__init__(settings)
         self.settings: SttSettings = settings
+        self._load_engine = load
         self.work_metrics = WorkMetrics(self.metrics, "model")
         self.scheduler = Scheduler(
             max_queue=settings.max_queue,
@@ -36,12 +58,11 @@ class SttApp(Replica):
             ),
         )
         self.work_metrics.queue_depth.set_function(lambda: self.scheduler.queued)
-        for name in settings.model_names:
-            self.work_metrics.set_state(name, "loading")
+        self.load_states = LoadStates(settings.model_names, self.work_metrics)
         self.servicer = SttServicer(
             self.scheduler,
             default_model=settings.model,
-            served_models=settings.model_names,
+            models=self.load_states,
             final_beam_size=settings.final_beam_size,
             interim_beam_size=settings.interim_beam_size,
             metrics=self.work_metrics,
@@ -64,30 +85,18 @@ class SttApp(Replica):
         for name in self.settings.model_names:
             is_default = name == self.settings.model
             try:
-                engine = await asyncio.to_thread(self._load_engine, name)
+                engine = await asyncio.to_thread(self._load_engine, name, self.settings)
             except ModelError as error:
-                logger.error("model %s failed to load: %s", name, error)
-                self.servicer.mark_failed(name, str(error))
-                self.work_metrics.set_state(name, "failed")
+                self.load_states.failed(name, error)
                 if is_default:
                     ready.set_exception(error)
                 continue
             self.scheduler.add_engine(engine)
-            self.work_metrics.set_state(name, "ready")
+            self.load_states.ready(name)
             if is_default:
                 await host.set_serving()
                 ready.set_result(None)
                 logger.info("serving; default model %s", name)
-
-    def _load_engine(self, name: str) -> WhisperEngine:
-        prepared = models.prepare(name, self.settings.model_cache_dir)
-        return WhisperEngine(
-            prepared,
-            device=self.settings.device,
-            compute_type=self.settings.compute_type,
-            cpu_threads=self.settings.cpu_threads,
-            windows=self.settings.windows,
-        )
 
 
 async def serve(settings: SttSettings) -> None:

@@ -25,12 +25,13 @@ from typing import Literal
 
 import ctranslate2
 import numpy as np
-from dragoman.stt.models import ModelError, PreparedModel
-from dragoman.stt.windows import FRAMES_PER_S, WindowPolicy, distrust, loop_start
 from faster_whisper import WhisperModel
 from faster_whisper.audio import pad_or_trim
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
+
+from dragoman.stt.models import ModelError, PreparedModel
+from dragoman.stt.windows import FRAMES_PER_S, WindowPolicy, distrust, loop_start
 
 logger = logging.getLogger(__name__)
 

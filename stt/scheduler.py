@@ -10,9 +10,9 @@ import enum
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from dragoman.stt.engine import SAMPLE_RATE_HZ, TranscribeOptions, Transcription, WhisperEngine
 
 from dragoman.batching import BatchQueue, Done, QueueClosedError, QueueFullError, QueueStats
+from dragoman.stt.engine import SAMPLE_RATE_HZ, TranscribeOptions, Transcription, WhisperEngine
 
 __all__ = ["Priority", "QueueClosedError", "QueueFullError", "Scheduler"]
 

@@ -10,6 +10,17 @@ from typing import TypeVar
 
 import grpc
 import numpy as np
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
+from opentelemetry import trace
+
+from dragoman.api.stt.v1 import stt_pb2, stt_pb2_grpc
+from dragoman.batching import Done
+from dragoman.durations import duration
+from dragoman.errors import InvalidRequestError
+from dragoman.jobs import record_job
+from dragoman.loading import LoadStates
+from dragoman.metrics import WorkMetrics
+from dragoman.serving import ErrorCodes, answer
 from dragoman.stt.engine import (
     SAMPLE_RATE_HZ,
     Task,
@@ -18,20 +29,11 @@ from dragoman.stt.engine import (
     UnsupportedOptionError,
 )
 from dragoman.stt.scheduler import Priority, QueueClosedError, QueueFullError, Scheduler
-from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
-from opentelemetry import trace
-
-from dragoman.api.stt.v1 import stt_pb2, stt_pb2_grpc
-from dragoman.batching import Done
-from dragoman.jobs import record_job
-from dragoman.metrics import WorkMetrics
-from dragoman.serving import ErrorCodes, answer
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SERVICE_NAME = stt_pb2.DESCRIPTOR.services_by_name["SttService"].full_name
 MAX_AUDIO_S = 30.0
 _BYTES_PER_SAMPLE = 2
 
@@ -52,20 +54,11 @@ _PRIORITIES: dict[int, Priority] = {
 }
 
 
-class InvalidRequestError(ValueError):
-    """The request itself is wrong (audio, model name, enum value)."""
-
-
-class ModelUnavailableError(Exception):
-    """The model is configured here but still loading, or failed to load."""
-
-
-#: The one mapping of domain errors to status codes; anything else is a bug (UNKNOWN).
+#: The status codes of the engine's and the scheduler's errors; a StatusError names its own,
+#: and anything else is a bug (UNKNOWN).
 STATUS_CODES: ErrorCodes = (
-    (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (UnsupportedOptionError, grpc.StatusCode.INVALID_ARGUMENT),
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (ModelUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (QueueClosedError, grpc.StatusCode.UNAVAILABLE),
 )
 
@@ -96,7 +89,7 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
         scheduler: Scheduler,
         *,
         default_model: str,
-        served_models: list[str],
+        models: LoadStates,
         final_beam_size: int,
         interim_beam_size: int,
         metrics: WorkMetrics,
@@ -106,17 +99,12 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
         self._metrics = metrics
         self._tracer = tracer
         self._default_model = default_model
-        self._served_models = served_models
+        self._models = models
         self._beam_sizes = {Priority.FINAL: final_beam_size, Priority.INTERIM: interim_beam_size}
         self._temperatures = {
             Priority.FINAL: FINAL_TEMPERATURES,
             Priority.INTERIM: INTERIM_TEMPERATURES,
         }
-        self._load_failures: dict[str, str] = {}
-
-    def mark_failed(self, model: str, reason: str) -> None:
-        """Records why a configured model did not load, for the UNAVAILABLE message."""
-        self._load_failures[model] = reason
 
     async def Transcribe(
         self, request: stt_pb2.TranscribeRequest, context: grpc.aio.ServicerContext
@@ -140,6 +128,7 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
                     device=engine.device,
                     compute_type=engine.compute_type,
                     is_default=engine.name == self._default_model,
+                    language_codes=engine.languages,
                 )
                 for engine in self._scheduler.engines.values()
             ]
@@ -183,18 +172,14 @@ class SttServicer(stt_pb2_grpc.SttServiceServicer):
         return _response(done, model, audio_s)
 
     def _loaded_model(self, name: str) -> str:
-        if name in self._scheduler.engines:
-            return name
-        if name in self._load_failures:
-            raise ModelUnavailableError(
-                f"model {name!r} failed to load on this replica: {self._load_failures[name]}"
+        if name not in self._models.names:
+            raise InvalidRequestError(
+                f"model {name!r} is not served here; expected one of: "
+                f"{', '.join(self._models.names)}, or empty for the default "
+                f"{self._default_model!r}"
             )
-        if name in self._served_models:
-            raise ModelUnavailableError(f"model {name!r} is still loading; retry shortly")
-        raise InvalidRequestError(
-            f"model {name!r} is not served here; expected one of: "
-            f"{', '.join(self._served_models)}, or empty for the default {self._default_model!r}"
-        )
+        self._models.check_ready(name)
+        return name
 
 
 def _enum_value(choices: Mapping[int, T], value: int, enum_type: EnumTypeWrapper, field: str) -> T:
@@ -210,16 +195,16 @@ def _response(done: Done[Transcription], model: str, audio_s: float) -> stt_pb2.
         segments=[
             stt_pb2.Segment(
                 text=segment.text,
-                start_s=segment.start_s,
-                end_s=segment.end_s,
+                start_offset=duration(segment.start_s),
+                end_offset=duration(segment.end_s),
                 avg_logprob=segment.avg_logprob,
                 no_speech_prob=segment.no_speech_prob,
                 compression_ratio=segment.compression_ratio,
                 words=[
                     stt_pb2.Word(
                         word=word.word,
-                        start_s=word.start_s,
-                        end_s=word.end_s,
+                        start_offset=duration(word.start_s),
+                        end_offset=duration(word.end_s),
                         probability=word.probability,
                     )
                     for word in segment.words
@@ -230,10 +215,10 @@ def _response(done: Done[Transcription], model: str, audio_s: float) -> stt_pb2.
         language_code=transcription.language,
         language_probability=transcription.language_probability,
         model=model,
-        queue_seconds=done.queue_s,
-        inference_seconds=done.run_s,
-        audio_seconds=audio_s,
-        window_seconds=transcription.window_s,
+        queue_duration=duration(done.queue_s),
+        inference_duration=duration(done.run_s),
+        audio_duration=duration(audio_s),
+        window_duration=duration(transcription.window_s),
         full_window_reason=transcription.full_window_reason,
         batch_size=done.batch_size,
     )

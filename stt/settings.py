@@ -3,18 +3,18 @@
 from pathlib import Path
 from typing import Literal
 
-from dragoman.stt.windows import WindowMode, WindowPolicy
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from dragoman.serving import MiB
 from dragoman.settings import BackendServerSettings, ServiceSettings
+from dragoman.stt.windows import WindowMode, WindowPolicy
 from dragoman.tls import ServerTlsSettings
 
 _WINDOWS = WindowPolicy()
 
 
-class SttSettings(ServiceSettings, ServerTlsSettings, BackendServerSettings):
+class SttSettings(ServiceSettings, BackendServerSettings):
     """One replica of the STT service: where it listens, which models it serves, how hard."""
 
     model_config = SettingsConfigDict(env_prefix="DRAGOMAN_STT_")
@@ -99,6 +99,7 @@ class SttSettings(ServiceSettings, ServerTlsSettings, BackendServerSettings):
     drain_grace_s: float = Field(
         10.0, ge=0, description="Seconds that calls in flight get to finish on shutdown."
     )
+    tls: ServerTlsSettings = Field(default_factory=ServerTlsSettings)
 
     @field_validator("model_cache_dir")
     @classmethod

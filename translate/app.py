@@ -6,20 +6,22 @@ import logging
 from collections.abc import Callable
 
 import grpc
-from dragoman.translate.backends import BackendError, TranslationBackend, load_backend
-from dragoman.translate.batcher import Batcher
-from dragoman.translate.service import SERVICE_NAME, TranslateServicer
-from dragoman.translate.settings import TranslateSettings
 
 from dragoman.api.translate.v1 import translate_pb2_grpc
+from dragoman.interfaces import TRANSLATE_SERVICE_NAME
+from dragoman.loading import LoadStates
 from dragoman.metrics import WorkMetrics
 from dragoman.serving import Replica, ServiceHost, serve_replica
+from dragoman.translate.backends import BackendError, TranslationBackend, load_backend
+from dragoman.translate.batcher import Batcher
+from dragoman.translate.service import TranslateServicer
+from dragoman.translate.settings import TranslateSettings
 
 logger = logging.getLogger(__name__)
 
 
 class TranslateApp(Replica):
-    service_name = SERVICE_NAME
+    service_name = TRANSLATE_SERVICE_NAME
     description = "translation service"
     telemetry_name = "translate"
 
@@ -40,11 +42,10 @@ class TranslateApp(Replica):
         )
         self.work_metrics = WorkMetrics(self.metrics, "backend")
         self.work_metrics.queue_depth.set_function(lambda: self.batcher.queued)
-        for name in settings.backend_names:
-            self.work_metrics.set_state(name, "loading")
+        self.load_states = LoadStates(settings.backend_names, self.work_metrics)
         self.servicer = TranslateServicer(
             self.batcher,
-            backend_names=settings.backend_names,
+            backends=self.load_states,
             max_texts=settings.max_texts,
             max_text_chars=settings.max_text_chars,
             metrics=self.work_metrics,
@@ -65,13 +66,11 @@ class TranslateApp(Replica):
             try:
                 backend = await asyncio.to_thread(self._load_backend, name, self.settings)
             except BackendError as error:
-                logger.error("backend %s failed to load: %s", name, error)
-                self.servicer.mark_failed(name, str(error))
-                self.work_metrics.set_state(name, "failed")
+                self.load_states.failed(name, error)
                 failure = failure or error
                 continue
             self.batcher.add_backend(backend)
-            self.work_metrics.set_state(name, "ready")
+            self.load_states.ready(name)
             logger.info("backend %s serving %d pairs", name, len(backend.pairs()))
         if failure is not None:
             ready.set_exception(failure)

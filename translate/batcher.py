@@ -9,9 +9,8 @@ requests, towards `max_batch_size`.
 
 from collections.abc import Mapping
 
-from dragoman.translate.backends.base import BackendError, TranslationBackend
-
 from dragoman.batching import BatchQueue, Done, QueueClosedError, QueueFullError, QueueStats
+from dragoman.translate.backends.base import BackendError, TranslationBackend
 
 __all__ = ["Batcher", "QueueClosedError", "QueueFullError"]
 

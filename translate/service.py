@@ -8,50 +8,40 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import grpc
+from opentelemetry import trace
+
+from dragoman.api.translate.v1 import translate_pb2, translate_pb2_grpc
+from dragoman.durations import duration
+from dragoman.errors import InvalidRequestError
+from dragoman.interfaces import LanguagePair
+from dragoman.jobs import record_job
+from dragoman.loading import LoadStates, WorkerUnavailableError
+from dragoman.metrics import WorkMetrics
+from dragoman.serving import ErrorCodes, answer
 from dragoman.translate import languages
 from dragoman.translate.backends.base import BackendError
 from dragoman.translate.batcher import Batcher, QueueClosedError, QueueFullError
 from dragoman.translate.languages import UnknownLanguageError
-from opentelemetry import trace
-
-from dragoman.api.translate.v1 import translate_pb2, translate_pb2_grpc
-from dragoman.jobs import record_job
-from dragoman.metrics import WorkMetrics
-from dragoman.serving import ErrorCodes, answer
 
 logger = logging.getLogger(__name__)
-
-SERVICE_NAME = translate_pb2.DESCRIPTOR.services_by_name["TranslateService"].full_name
 
 #: A backend with more pairs than this is described by its languages in error messages.
 MAX_LISTED_PAIRS = 12
 
-Pair = tuple[str, str]
-
-
-class InvalidRequestError(ValueError):
-    """The request itself is wrong (texts, language codes, backend name)."""
-
-
-class BackendUnavailableError(Exception):
-    """The backend is configured here but still loading, or failed to load."""
-
-
-#: The one mapping of domain errors to status codes; anything else is a bug (UNKNOWN).
+#: The status codes of the batcher's and the backends' errors; a StatusError names its own,
+#: and anything else is a bug (UNKNOWN).
 STATUS_CODES: ErrorCodes = (
-    (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
     (QueueFullError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (BackendUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (QueueClosedError, grpc.StatusCode.UNAVAILABLE),
     (BackendError, grpc.StatusCode.INTERNAL),
 )
 
 
-def format_pair(pair: Pair) -> str:
+def format_pair(pair: LanguagePair) -> str:
     return f"{pair[0]}→{pair[1]}"
 
 
-def describe_pairs(pairs_by_backend: Mapping[str, Sequence[Pair]]) -> str:
+def describe_pairs(pairs_by_backend: Mapping[str, Sequence[LanguagePair]]) -> str:
     """Served pairs for an error message: listed one by one where few, else by language."""
     parts: list[str] = []
     for backend, pairs in pairs_by_backend.items():
@@ -69,7 +59,7 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
         self,
         batcher: Batcher,
         *,
-        backend_names: list[str],
+        backends: LoadStates,
         max_texts: int,
         max_text_chars: int,
         metrics: WorkMetrics,
@@ -78,15 +68,10 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
         self._batcher = batcher
         self._metrics = metrics
         self._tracer = tracer
-        self._backend_names = backend_names
+        self._backends = backends
         self._max_texts = max_texts
         self._max_text_chars = max_text_chars
-        self._load_failures: dict[str, str] = {}
-        self._pairs: dict[str, list[Pair]] = {}
-
-    def mark_failed(self, backend: str, reason: str) -> None:
-        """Records why a configured backend did not load, for the UNAVAILABLE message."""
-        self._load_failures[backend] = reason
+        self._pairs: dict[str, list[LanguagePair]] = {}
 
     async def Translate(
         self, request: translate_pb2.TranslateRequest, context: grpc.aio.ServicerContext
@@ -138,9 +123,9 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
         return translate_pb2.TranslateResponse(
             translations=translated.result,
             backend=backend,
-            queue_seconds=translated.queue_s,
-            inference_seconds=translated.run_s,
             batch_size=translated.batch_size,
+            queue_duration=duration(translated.queue_s),
+            inference_duration=duration(translated.run_s),
         )
 
     def _checked_texts(self, texts: Sequence[str]) -> list[str]:
@@ -160,7 +145,7 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
                 )
         return list(texts)
 
-    def _backend_for(self, requested: str, pair: Pair) -> str:
+    def _backend_for(self, requested: str, pair: LanguagePair) -> str:
         """The backend to run the pair: the one requested, else the first that serves it."""
         served = self._served_pairs()
         if requested:
@@ -174,43 +159,35 @@ class TranslateServicer(translate_pb2_grpc.TranslateServiceServicer):
         for name, pairs in served.items():
             if pair in pairs:
                 return name
-        not_serving = [name for name in self._backend_names if name not in served]
+        not_serving = self._backends.not_ready()
         if not_serving:
-            still_loading = any(name not in self._load_failures for name in not_serving)
-            raise BackendUnavailableError(
+            raise WorkerUnavailableError(
                 f"no backend serving now translates {format_pair(pair)}; not serving: "
                 + ", ".join(
-                    f"{name} (failed to load)"
-                    if name in self._load_failures
-                    else f"{name} (loading)"
-                    for name in not_serving
+                    f"{name} ({'failed to load' if state == 'failed' else state})"
+                    for name, state in not_serving.items()
                 )
-                + ("; retry shortly" if still_loading else "")
+                + ("; retry shortly" if "loading" in not_serving.values() else "")
             )
         raise InvalidRequestError(
             f"no backend translates {format_pair(pair)}; served pairs: {describe_pairs(served)}"
         )
 
     def _check_loaded(self, name: str) -> None:
-        if name not in self._backend_names:
+        if name not in self._backends.names:
             raise InvalidRequestError(
-                f"unknown backend {name!r}; this replica serves: {', '.join(self._backend_names)}"
+                f"unknown backend {name!r}; this replica serves: {', '.join(self._backends.names)}"
                 ", or empty for the first that translates the pair"
             )
-        if name in self._load_failures:
-            raise BackendUnavailableError(
-                f"backend {name} failed to load on this replica: {self._load_failures[name]}"
-            )
-        if name not in self._batcher.backends:
-            raise BackendUnavailableError(f"backend {name} is still loading; retry shortly")
+        self._backends.check_ready(name)
 
-    def _served_pairs(self) -> dict[str, list[Pair]]:
+    def _served_pairs(self) -> dict[str, list[LanguagePair]]:
         """Pairs of the loaded backends, in the configured order of the backends; a backend's
         pairs are fixed once it is loaded, so they are read once."""
         loaded = self._batcher.backends
         for name in loaded.keys() - self._pairs.keys():
             self._pairs[name] = loaded[name].pairs()
-        return {name: self._pairs[name] for name in self._backend_names if name in self._pairs}
+        return {name: self._pairs[name] for name in self._backends.names if name in self._pairs}
 
 
 def _language(code: str, field: str) -> str:

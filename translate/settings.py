@@ -17,7 +17,7 @@ def _split(value: str) -> list[str]:
     return list(dict.fromkeys(item.strip() for item in value.split(",") if item.strip()))
 
 
-class TranslateSettings(ServiceSettings, ServerTlsSettings, BackendServerSettings):
+class TranslateSettings(ServiceSettings, BackendServerSettings):
     """One replica of the translation service: where it listens, what it serves, how hard."""
 
     model_config = SettingsConfigDict(env_prefix="DRAGOMAN_TRANSLATE_")
@@ -62,6 +62,7 @@ class TranslateSettings(ServiceSettings, ServerTlsSettings, BackendServerSetting
     drain_grace_s: float = Field(
         10.0, ge=0, description="Seconds that calls in flight get to finish on shutdown."
     )
+    tls: ServerTlsSettings = Field(default_factory=ServerTlsSettings)
 
     @field_validator("backends")
     @classmethod

@@ -59,8 +59,21 @@ AUDIO = Request(audio_content=b"\x00\x00" * 1600)
             [_config(sample_rate_hertz=96000)], "valid values are 8000-48000", id="rate-too-high"
         ),
         pytest.param([_config(audio_channel_count=9)], "audio_channel_count", id="channels"),
-        pytest.param([_config(language_code="xx")], "language_code 'xx'", id="unknown-language"),
-        pytest.param([_config(language_code="es")], "English-only", id="language-the-model-lacks"),
+        pytest.param(
+            [_config(language_code="klingon")],
+            "language_code 'klingon' is not a language code",
+            id="malformed-language",
+        ),
+        pytest.param(
+            [_config(language_code="xx")],
+            "language_code 'xx' is not recognized by",
+            id="unknown-language",
+        ),
+        pytest.param(
+            [_config(language_code="es")],
+            "not recognized by the English-only model 'tiny.en': valid values are en, or 'auto'",
+            id="language-the-model-lacks",
+        ),
         pytest.param([_config(model="huge-v9")], "tiny.en", id="unknown-model"),
         pytest.param(
             [config_request(), Request(audio_content=b"\x00\x00\x00")],
@@ -113,7 +126,7 @@ def test_recognize_without_config_gets_invalid_argument(healthy) -> None:
 
 
 def test_client_disconnect_mid_utterance_leaks_nothing(healthy) -> None:
-    servicer = healthy.stack.gateway.servicer
+    sessions = healthy.stack.gateway.sessions
     baseline_tasks = healthy.task_count()
     audio = read_wav(DATA / "en" / "jfk.wav")
     sent = threading.Event()
@@ -129,6 +142,6 @@ def test_client_disconnect_mid_utterance_leaks_nothing(healthy) -> None:
     call = healthy.stub.StreamingRecognize(requests(), timeout=60)
     next(call)
     assert sent.wait(10)
-    assert servicer.active_streams == 1
+    assert sessions.active_streams == 1
     call.cancel()
     assert healthy.settled(baseline_tasks)

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 import pytest
+
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.clients.audio_file import PcmAudio
 from dragoman.gateway.app import GatewayApp
 from dragoman.gateway.settings import GatewaySettings
+from dragoman.launch.redis_server import RedisServer
+from dragoman.launch.topology import free_port
 from dragoman.stt.app import SttApp
 from dragoman.stt.settings import SttSettings
 from dragoman.translate.app import TranslateApp
 from dragoman.translate.settings import TranslateSettings
-
-from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
-from dragoman.launch.redis_server import RedisServer
-from dragoman.launch.topology import free_port
 from tests.captions import Listener
 from tests.conftest import DATA, LoopThread
 from tests.streaming import audio_requests, config_request, finals, read_wav, samples, silence
@@ -295,7 +295,7 @@ def test_a_bad_listener_request_is_refused_with_what_to_change(meeting) -> None:
     stub = meeting.stub(0)
     for request, expected in (
         (speech_pb2.StreamCaptionsRequest(room="a b"), "not a valid room name"),
-        (speech_pb2.StreamCaptionsRequest(room="r", language_code="xx"), "not known"),
+        (speech_pb2.StreamCaptionsRequest(room="r", language_code="x1"), "not a language code"),
         (speech_pb2.StreamCaptionsRequest(room="r", resume_after="yesterday"), "position"),
     ):
         with pytest.raises(grpc.RpcError) as refused:

@@ -3,10 +3,10 @@
 import grpc
 import numpy as np
 import pytest
-from dragoman.clients.audio_file import PcmAudio
 from sacrebleu.metrics import CHRF
 
 from dragoman.api.speech.v1 import speech_pb2
+from dragoman.clients.audio_file import PcmAudio
 from tests.conftest import DATA, embedded_stack, running
 from tests.streaming import (
     audio_requests,
@@ -19,6 +19,7 @@ from tests.streaming import (
 )
 
 Request = speech_pb2.StreamingRecognizeRequest
+Update = speech_pb2.StreamingControl.UpdateLanguages
 
 ENGLISH_REFERENCES = {
     "es/ivr-agent-pass.wav": "Please enter your password followed by the pound key.",
@@ -95,19 +96,28 @@ def test_changed_targets_apply_from_the_next_utterance(stack) -> None:
     assert results[2].translations[0].text
 
 
-def test_an_invalid_language_update_is_refused(stack) -> None:
+@pytest.mark.parametrize(
+    ("update", "expected"),
+    [
+        pytest.param(
+            Update(translation_language_codes=["english"]),
+            "'english' are not language codes",
+            id="malformed",
+        ),
+        pytest.param(
+            Update(language_code="en", translation_language_codes=["xx"]),
+            "no backend translates en→xx",
+            id="unserved",
+        ),
+    ],
+)
+def test_an_invalid_language_update_is_refused(stack, update: Update, expected: str) -> None:
     audio = read_wav(DATA / "en" / "cards-001.wav")
-    update = Request(
-        control=speech_pb2.StreamingControl(
-            update_languages=speech_pb2.StreamingControl.UpdateLanguages(
-                translation_language_codes=["xx"]
-            )
-        )
-    )
+    control = Request(control=speech_pb2.StreamingControl(update_languages=update))
     with pytest.raises(grpc.RpcError) as caught:
-        list(stack.stub.StreamingRecognize(iter([_translating(audio), update]), timeout=30))
+        list(stack.stub.StreamingRecognize(iter([_translating(audio), control]), timeout=30))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "'xx'" in caught.value.details()
+    assert expected in caught.value.details()
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +169,17 @@ def test_the_language_of_each_utterance_is_detected_with_its_probability(multili
         print(name, detected[-1])
     assert [code for code, _ in detected] == ["fr", "en"]
     assert all(0.5 < probability <= 1.0 for _, probability in detected)
+
+
+@pytest.mark.base_model
+def test_a_language_the_model_lacks_is_refused_with_those_it_recognizes(multilingual) -> None:
+    """The gateway knows them from the STT service's listing of its models."""
+    requests = iter([_translating(read_wav(DATA / "en" / "jfk.wav"), language="xx")])
+    with pytest.raises(grpc.RpcError) as caught:
+        list(multilingual.stub.StreamingRecognize(requests, timeout=30))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    refusal = "language_code 'xx' is not recognized by the model 'base': valid values are "
+    assert caught.value.details().startswith(refusal)
+    listed = caught.value.details().removeprefix(refusal).removesuffix(", or 'auto'").split(", ")
+    assert listed == sorted(listed)
+    assert {"en", "es", "fr", "pt", "haw", "yue"} <= set(listed)

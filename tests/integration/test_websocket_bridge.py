@@ -5,10 +5,10 @@ import json
 import aiohttp
 import numpy as np
 import pytest
+
 from dragoman.clients.audio_file import PcmAudio
 from dragoman.clients.wer import normalize
 from dragoman.gateway.bridge import PROTO_PROTOCOL
-
 from tests.conftest import DATA
 from tests.streaming import read_wav, samples, silence
 from tests.websocket import END_OF_AUDIO, audio_frames, config_frame, converse
@@ -77,7 +77,7 @@ def test_a_language_change_applies_from_the_next_utterance(stack) -> None:
     [
         ([b"\x00\x00" * 1600], "the first message must carry streaming_config"),
         (["{not json"], "protobuf JSON mapping"),
-        ([config_frame(language="xx")], "language_code 'xx' is not known"),
+        ([config_frame(language="xx")], "language_code 'xx' is not recognized"),
         ([config_frame(targets=["de"])], "en→de"),
         ([config_frame(), config_frame()], "streaming_config may only be sent in the first"),
         ([config_frame(), b"\x00"], "whole"),

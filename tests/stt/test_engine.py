@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from dragoman.stt import models
 from dragoman.stt.engine import TranscribeOptions, UnsupportedOptionError, WhisperEngine
 

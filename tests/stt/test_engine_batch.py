@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+
 from dragoman.stt.engine import SAMPLE_RATE_HZ, TranscribeOptions, WhisperEngine
 from dragoman.stt.scheduler import Priority, Scheduler
 from dragoman.stt.windows import WindowPolicy
-
 from tests.stt.conftest import SPEECH, read_pcm16
 
 GREEDY = TranscribeOptions(beam_size=1, temperatures=(0.0,))

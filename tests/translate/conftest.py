@@ -16,13 +16,13 @@ import grpc
 import pytest
 import sentencepiece
 import torch
-from dragoman.translate.app import TranslateApp
-from dragoman.translate.service import SERVICE_NAME
-from dragoman.translate.settings import TranslateSettings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from transformers import MarianConfig, MarianMTModel
 
 from dragoman.api.translate.v1 import translate_pb2, translate_pb2_grpc
+from dragoman.interfaces import TRANSLATE_SERVICE_NAME
+from dragoman.translate.app import TranslateApp
+from dragoman.translate.settings import TranslateSettings
 
 #: The tiny model's multi-target tokens: it serves en->pt and en->es.
 TARGET_TOKENS = (">>por<<", ">>spa<<")
@@ -160,7 +160,7 @@ class Replica:
         return translate_pb2_grpc.TranslateServiceStub(self.channel)
 
     def health(self) -> int:
-        request = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
+        request = health_pb2.HealthCheckRequest(service=TRANSLATE_SERVICE_NAME)
         return health_pb2_grpc.HealthStub(self.channel).Check(request).status
 
     def translate(

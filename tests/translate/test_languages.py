@@ -1,8 +1,9 @@
 import pytest
-from dragoman.translate import languages
-from dragoman.translate.languages import UnknownLanguageError
 from transformers.models.m2m_100.tokenization_m2m_100 import FAIRSEQ_LANGUAGE_CODES as M2M100
 from transformers.models.nllb.tokenization_nllb import FAIRSEQ_LANGUAGE_CODES as NLLB
+
+from dragoman.translate import languages
+from dragoman.translate.languages import UnknownLanguageError
 
 
 def test_covers_the_common_languages_in_every_family() -> None:

@@ -1,20 +1,23 @@
 """The translation service's lifecycle and contract over real gRPC, with Bergamot."""
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from dragoman.translate.app import TranslateApp
-from dragoman.translate.backends.base import BackendError
-from dragoman.translate.batcher import Batcher
-from dragoman.translate.service import SERVICE_NAME
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
 from dragoman.api.translate.v1 import translate_pb2
+from dragoman.interfaces import TRANSLATE_SERVICE_NAME
+from dragoman.translate.app import TranslateApp
+from dragoman.translate.backends import load_backend
+from dragoman.translate.backends.base import BackendError
+from dragoman.translate.batcher import Batcher
+from tests.gates import HOLD_TIMEOUT_S, GatedBackend, GatedLoader
 from tests.translate.conftest import Replica, running, settings
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -64,13 +67,13 @@ def test_backend_that_fails_to_load_keeps_the_replica_out_of_service(
 
     assert health == NOT_SERVING
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "backend transformers failed to load" in failed.value.details()
+    assert "backend 'transformers' failed to load" in failed.value.details()
 
 
 def test_reflection_lists_the_service(bergamot_replica: Replica) -> None:
     services = ProtoReflectionDescriptorDatabase(bergamot_replica.channel).get_services()
 
-    assert SERVICE_NAME in services
+    assert TRANSLATE_SERVICE_NAME in services
     assert "grpc.health.v1.Health" in services
 
 
@@ -147,10 +150,20 @@ def test_region_subtags_are_accepted(bergamot_replica: Replica) -> None:
     assert list(response.translations) == ["Good morning."]
 
 
-@pytest.fixture(scope="module")
-def slow_window_replica(loop_thread):
-    """Room for one waiting request, which waits 300 ms for company."""
-    yield from running(loop_thread, TranslateApp(settings(max_queue=1, batch_window_ms=300)))
+@pytest.fixture
+def gated_replica(loop_thread) -> Iterator[tuple[Replica, GatedBackend]]:
+    """Room for one waiting request, in front of Bergamot held at a gate: the first request
+    holds the worker until the test opens the gate, so the next one waits in the queue and
+    the one after that finds it full, on a machine of any speed."""
+    loader = GatedLoader(load_backend, GatedBackend)
+    replicas = running(loop_thread, TranslateApp(settings(max_queue=1), load=loader))
+    replica = next(replicas)
+    [backend] = loader.loaded
+    try:
+        yield replica, backend
+    finally:
+        backend.gate.set()
+        replicas.close()
 
 
 def _request(text: str) -> translate_pb2.TranslateRequest:
@@ -164,32 +177,61 @@ def _wait_until_queued(loop_thread, batcher: Batcher, count: int) -> None:
         return batcher.queued
 
     deadline_s = time.monotonic() + 5
-    while loop_thread.run(queued()) != count:
-        assert time.monotonic() < deadline_s, f"never {count} requests queued"
+    while (now := loop_thread.run(queued())) != count:
+        assert time.monotonic() < deadline_s, f"expected {count} requests queued, found {now}"
         time.sleep(0.005)
 
 
-def test_full_queue_is_resource_exhausted(loop_thread, slow_window_replica: Replica) -> None:
-    waiting = slow_window_replica.stub.Translate.future(_request("Good morning."))
-    _wait_until_queued(loop_thread, slow_window_replica.app.batcher, 1)
+def _hold_the_worker(replica: Replica, backend: GatedBackend) -> grpc.Future:
+    """A request that the model holds until the gate opens; later ones wait behind it."""
+    held = replica.stub.Translate.future(_request("Good morning."))
+    assert backend.entered.wait(HOLD_TIMEOUT_S), "the first request never reached the model"
+    return held
+
+
+def test_full_queue_is_resource_exhausted(
+    loop_thread, gated_replica: tuple[Replica, GatedBackend]
+) -> None:
+    replica, backend = gated_replica
+    held = _hold_the_worker(replica, backend)
+    waiting = replica.stub.Translate.future(_request("Good afternoon."))
+    _wait_until_queued(loop_thread, replica.app.batcher, 1)
     with pytest.raises(grpc.RpcError) as refused:
-        slow_window_replica.translate(["Good night."], "en", "pt")
+        replica.translate(["Good night."], "en", "pt")
+    backend.gate.set()
 
-    assert list(waiting.result().translations) == ["Bom dia."]
-    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "the queue is full (1 requests waiting)" in refused.value.details()
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, (
+        f"expected the full queue's RESOURCE_EXHAUSTED, got {refused.value.code().name}: "
+        f"{refused.value.details()}"
+    )
+    assert "the queue is full (1 requests waiting)" in refused.value.details(), (
+        refused.value.details()
+    )
+    served = [list(held.result().translations), list(waiting.result().translations)]
+    assert served == [["Bom dia."], ["Boa tarde."]], (
+        f"the requests let in before the queue filled are still served: {served}"
+    )
 
 
-def test_requests_whose_caller_left_are_skipped(loop_thread, slow_window_replica: Replica) -> None:
-    stats = slow_window_replica.app.batcher.stats
-    skipped_before, completed_before = stats.skipped_cancelled, stats.completed
-    abandoned = slow_window_replica.stub.Translate.future(_request("Good evening."))
-    _wait_until_queued(loop_thread, slow_window_replica.app.batcher, 1)
+def test_requests_whose_caller_left_are_skipped(
+    loop_thread, gated_replica: tuple[Replica, GatedBackend]
+) -> None:
+    replica, backend = gated_replica
+    stats = replica.app.batcher.stats
+    held = _hold_the_worker(replica, backend)
+    abandoned = replica.stub.Translate.future(_request("Good evening."))
+    _wait_until_queued(loop_thread, replica.app.batcher, 1)
     abandoned.cancel()
-    _wait_until_queued(loop_thread, slow_window_replica.app.batcher, 0)
+    _wait_until_queued(loop_thread, replica.app.batcher, 0)
+    backend.gate.set()
 
-    after = slow_window_replica.translate(["Good afternoon."], "en", "pt")
+    after = replica.translate(["Good afternoon."], "en", "pt")
 
-    assert list(after.translations) == ["Boa tarde."]
-    assert stats.skipped_cancelled == skipped_before + 1
-    assert stats.completed == completed_before + 1
+    assert list(held.result().translations) == ["Bom dia."], held.result()
+    assert list(after.translations) == ["Boa tarde."], after
+    assert stats.skipped_cancelled == 1, (
+        f"expected the abandoned request skipped, {stats.skipped_cancelled} skipped"
+    )
+    assert stats.completed == 2, (
+        f"expected the held and the later request run, not the abandoned one: {stats}"
+    )

