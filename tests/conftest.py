@@ -9,24 +9,25 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Collection, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import pytest
-from dragoman.gateway.app import GatewayApp
-from dragoman.gateway.settings import GatewaySettings
-from dragoman.stt.settings import SttSettings
-from dragoman.translate.settings import TranslateSettings
 
 from dragoman.api.speech.v1 import speech_pb2_grpc
+from dragoman.gateway.app import GatewayApp
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.launch.cli import PAGE
 from dragoman.launch.edge import Edge
 from dragoman.launch.embedded import EmbeddedStack
 from dragoman.launch.redis_server import RedisServer
 from dragoman.launch.stack_settings import EdgeSettings
 from dragoman.launch.topology import free_port
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 
 DATA = Path(__file__).parent / "data" / "speech"
 T = TypeVar("T")
@@ -74,33 +75,48 @@ class RunningStack:
 
         return self.loop.run(count())
 
-    def stream_tasks(self, *, besides: set[str] = frozenset()) -> list[str]:
-        """Names of the tasks of streams (named `session <id> ...` by the gateway), except
-        those of the sessions `besides`."""
+    def stream_leftovers(self, *, besides: set[str] = frozenset()) -> list[str]:
+        """What streams have left running, except what belongs to the sessions `besides`:
+        their tasks anywhere on the loop (the gateway names them `session <id> ...`, the
+        call's own task `session <id>`), and on the shared gateway their sessions still
+        registered and their connections still counted as streaming."""
+        assert self.stack.gateway is not None
+        sessions = self.stack.gateway.sessions
 
-        async def names() -> list[str]:
-            return [task.get_name() for task in asyncio.all_tasks()]
+        async def snapshot() -> tuple[list[str], list[str], int]:
+            """Taken in one step of the loop, so that the three agree."""
+            names = [task.get_name() for task in asyncio.all_tasks()]
+            registered = [session.session_id for session in sessions.registry]
+            return names, registered, sessions.active_streams
 
+        names, registered, streaming = self.loop.run(snapshot())
+        tasks = [name.split() for name in names if name.startswith("session ")]
+        calls_besides = sum(len(task) == 2 and task[1] in besides for task in tasks)
         return [
-            name
-            for name in self.loop.run(names())
-            if name.startswith("session ") and name.split()[1] not in besides
+            *(f"task {' '.join(task)!r}" for task in tasks if task[1] not in besides),
+            *(f"session {id_} registered" for id_ in registered if id_ not in besides),
+            *(f"stream {n} counted active" for n in range(1, streaming - calls_besides + 1)),
         ]
 
-    def streams_settled(self, *, besides: set[str], timeout_s: float = 5) -> list[str]:
-        """Waits until the only stream tasks left are those of the sessions `besides`;
-        returns the names of those still there after `timeout_s` (none: settled)."""
+    def streams_settled(
+        self, *, besides: set[str], before: Collection[str] = (), timeout_s: float = 5
+    ) -> list[str]:
+        """Waits until streams have left nothing but what belongs to the sessions `besides`
+        or was there `before`; returns what is still there after `timeout_s` (nothing:
+        settled)."""
         deadline = time.monotonic() + timeout_s
-        while (left := self.stream_tasks(besides=besides)) and time.monotonic() < deadline:
+        while (
+            left := [item for item in self.stream_leftovers(besides=besides) if item not in before]
+        ) and time.monotonic() < deadline:
             time.sleep(0.05)
         return left
 
     def settled(self, baseline_tasks: int, timeout_s: float = 10) -> bool:
         """Waits until no stream is active and no task is left beyond `baseline_tasks`."""
         assert self.stack.gateway is not None
-        servicer = self.stack.gateway.servicer
+        sessions = self.stack.gateway.sessions
         deadline = time.monotonic() + timeout_s
-        while servicer.active_streams or self.task_count() > baseline_tasks:
+        while sessions.active_streams or self.task_count() > baseline_tasks:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
@@ -137,6 +153,7 @@ def embedded_stack(model: str, model_cache_dir: Path | None = None) -> EmbeddedS
             port=0,
             http_port=0,
             metrics_port=0,
+            web_root=str(PAGE),
             drain_grace_s=1.0,
             resume_grace_s=RESUME_GRACE_S,
         ),
@@ -195,6 +212,7 @@ def own_gateway(stack: RunningStack, **settings: Any) -> Iterator[GatewayApp]:
         "port": 0,
         "http_port": 0,
         "metrics_port": 0,
+        "web_root": str(PAGE),
         "stt_target": stack.stack.stt.address,
         "translate_target": stack.stack.translate.address,
         "drain_grace_s": 1.0,

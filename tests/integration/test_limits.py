@@ -2,15 +2,14 @@
 losing the final result of what was already said."""
 
 import threading
-import time
 
 import grpc
 import numpy as np
 import pytest
-from dragoman.clients.audio_file import PcmAudio
-from dragoman.clients.wer import normalize
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.clients.audio_file import PcmAudio
+from dragoman.clients.wer import normalize
 from tests.conftest import DATA, own_gateway
 from tests.streaming import audio_requests, config_request, finals, paced, read_wav, samples
 
@@ -64,27 +63,33 @@ def test_a_stream_past_its_maximum_length_gets_out_of_range_after_its_final(stac
 
 
 def test_a_silent_sender_gets_out_of_range_after_its_utterance_is_finalized(stack) -> None:
+    """The sender holds its stream open, silent, until the call has ended: only the idle
+    limit can end it before the call's deadline (DEADLINE_EXCEEDED), so the status alone
+    proves the limit acted, on a machine of any speed."""
     speech = samples(read_wav(DATA / "en" / "jfk.wav"))[: int(16000 * 2.2)]
     audio = PcmAudio(speech.tobytes(), 16000, 1)
-    stop = threading.Event()
+    call_ended = threading.Event()
 
     def requests():
         yield config_request(audio)
         yield from audio_requests(audio)
-        stop.wait(30)
+        call_ended.wait()
 
     with own_gateway(stack, idle_timeout_s=1.5) as app:
         channel, stub = _stub(app)
-        started = time.monotonic()
-        received, error = _collect(stub.StreamingRecognize(requests(), timeout=60))
-        stop.set()
-        channel.close()
-    assert error is not None
-    assert error.code() == grpc.StatusCode.OUT_OF_RANGE
-    assert "no audio arrived for 1.5 s" in error.details()
-    assert time.monotonic() - started < 15
-    [final] = finals(received)
-    assert "fellow" in final.transcript.lower()
+        try:
+            received, error = _collect(stub.StreamingRecognize(requests(), timeout=60))
+        finally:
+            call_ended.set()
+            channel.close()
+    assert error is not None, f"a silent stream open for good ended OK: {received}"
+    assert error.code() == grpc.StatusCode.OUT_OF_RANGE, (
+        f"expected the idle limit's OUT_OF_RANGE, got {error.code().name}: {error.details()}"
+    )
+    assert "no audio arrived for 1.5 s" in error.details(), error.details()
+    results = finals(received)
+    assert len(results) == 1, f"expected the one utterance's final before the error: {results}"
+    assert "fellow" in results[0].transcript.lower(), results[0].transcript
 
 
 def test_audio_much_faster_than_real_time_is_held_back_not_refused(stack) -> None:

@@ -5,53 +5,30 @@ The translation service here is the real one, with Bergamot behind a gate that h
 translation until the test opens it, so the order of events is forced, not hoped for.
 """
 
-import threading
 import time
 from collections.abc import Iterator
 
 import grpc
 import pytest
-from dragoman.translate.app import TranslateApp
-from dragoman.translate.backends import TranslationBackend, load_backend
-from dragoman.translate.settings import TranslateSettings
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.translate.app import TranslateApp
+from dragoman.translate.backends import load_backend
+from dragoman.translate.settings import TranslateSettings
 from tests.conftest import DATA, own_gateway
+from tests.gates import GatedBackend, GatedLoader
 from tests.streaming import audio_requests, config_request, finals, read_wav
 
 Request = speech_pb2.StreamingRecognizeRequest
 
 
-class GatedBackend:
-    """A backend whose translations wait for `gate`; `entered` is set by the first one."""
-
-    def __init__(self, backend: TranslationBackend) -> None:
-        self.name = backend.name
-        self._backend = backend
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-
-    def pairs(self) -> list[tuple[str, str]]:
-        return self._backend.pairs()
-
-    def translate(self, texts: list[str], source: str, target: str) -> list[str]:
-        self.entered.set()
-        self.gate.wait(60)
-        return self._backend.translate(texts, source, target)
-
-
 @pytest.fixture
 def gated(stack) -> Iterator[tuple[TranslateApp, GatedBackend]]:
     """A translation replica of its own whose Bergamot is gated."""
-    backends: list[GatedBackend] = []
-
-    def load(name: str, settings: TranslateSettings) -> TranslationBackend:
-        backends.append(GatedBackend(load_backend(name, settings)))
-        return backends[-1]
-
+    loader = GatedLoader(load_backend, GatedBackend)
     app = TranslateApp(
         TranslateSettings(host="127.0.0.1", port=0, metrics_port=0, drain_grace_s=1.0),
-        load=load,
+        load=loader,
     )
 
     async def start() -> None:
@@ -59,10 +36,11 @@ def gated(stack) -> Iterator[tuple[TranslateApp, GatedBackend]]:
         await app.wait_ready()
 
     stack.loop.run(start())
+    [backend] = loader.loaded
     try:
-        yield app, backends[0]
+        yield app, backend
     finally:
-        backends[0].gate.set()
+        backend.gate.set()
         stack.loop.run(app.stop())
 
 

@@ -6,9 +6,9 @@ import threading
 import time
 
 import grpc
-from dragoman.clients.wer import normalize
 
 from dragoman.api.speech.v1 import speech_pb2_grpc
+from dragoman.clients.wer import normalize
 from tests.conftest import DATA, own_gateway
 from tests.otlp import running_collector
 from tests.processes import Processes, free_port, wait_serving

@@ -7,6 +7,7 @@ example, so that hypothesis shrinks a leak to the example that caused it), and t
 well-behaved stream is not disturbed.
 """
 
+import contextlib
 import json
 import threading
 import time
@@ -15,11 +16,11 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
-from dragoman.clients.wer import normalize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dragoman.api.speech.v1 import speech_pb2
+from dragoman.clients.wer import normalize
 from tests.conftest import DATA
 from tests.streaming import audio_requests, config_request, paced, read_wav
 from tests.websocket import config_frame, converse
@@ -65,7 +66,7 @@ voice_activity = st.builds(
         max_utterance_duration=m,
         min_speech=n,
     ),
-    st.integers(-3, 6),
+    st.one_of(st.none(), st.integers(-3, 6)),
     st.booleans(),
     st.floats(allow_nan=True, allow_infinity=True, width=32),
     durations,
@@ -145,15 +146,30 @@ def beside(stack) -> Iterator[Beside]:
     yield running
     stop.set()
     thread.join(120)
-    assert texts, "the well-behaved stream ran"
+    assert texts, "expected the well-behaved stream to have run"
     for text in texts:
-        assert "ask not what your country can do for you" in normalize(text)
-    assert stack.settled(baseline_tasks), "no stream or task is left behind"
+        assert "ask not what your country can do for you" in normalize(text), (
+            f"expected the well-behaved stream's transcript undisturbed, got {text!r}"
+        )
+    assert stack.settled(baseline_tasks), (
+        f"expected no stream left and at most the {baseline_tasks} tasks from before the "
+        f"module, found {stack.task_count()} tasks; of streams: {stack.stream_leftovers()}"
+    )
 
 
-def _assert_nothing_left(stack, beside: Beside) -> None:
-    left = stack.streams_settled(besides=beside.sessions)
-    assert not left, f"tasks left running after their stream ended: {left}"
+@contextlib.contextmanager
+def _leaves_nothing(stack, beside: Beside, example: str) -> Iterator[None]:
+    """Fails, naming `example`, when what runs in the block leaves any of a stream behind
+    once it has ended. What was left before it (by an example that has failed already) is
+    not blamed on it, so that hypothesis shrinks to an example that leaks by itself."""
+    before = stack.stream_leftovers(besides=beside.sessions)
+    yield
+    left = stack.streams_settled(besides=beside.sessions, before=before)
+    assert not left, f"{example} left behind once its call had ended: {left}"
+
+
+def _kinds(call_requests: list[Request]) -> str:
+    return ", ".join(r.WhichOneof("streaming_request") or "empty" for r in call_requests)
 
 
 def _status(call_requests: list[Request], stack) -> tuple[grpc.StatusCode, str]:
@@ -165,22 +181,26 @@ def _status(call_requests: list[Request], stack) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.OK, ""
 
 
-def _answers_clearly(call_requests: list[Request], stack, beside: Beside) -> bool:
-    code, message = _status(call_requests, stack)
-    _assert_nothing_left(stack, beside)
-    return code in ANSWERS and (code == grpc.StatusCode.OK or bool(message))
+def _assert_answers_clearly(call_requests: list[Request], stack, beside: Beside) -> None:
+    example = f"the stream of [{_kinds(call_requests)}]"
+    with _leaves_nothing(stack, beside, example):
+        code, message = _status(call_requests, stack)
+    assert code in ANSWERS, (
+        f"{example}: expected one of {sorted(c.name for c in ANSWERS)}, got {code.name}: {message}"
+    )
+    assert code == grpc.StatusCode.OK or message, f"{example}: {code.name} came without a message"
 
 
 @FUZZ
 @given(first=streaming_configs, rest=messages)
 def test_random_configs_and_messages_get_a_clear_status(stack, beside, first, rest) -> None:
-    assert _answers_clearly([first, *rest], stack, beside)
+    _assert_answers_clearly([first, *rest], stack, beside)
 
 
 @FUZZ
 @given(rest=messages)
 def test_random_message_orders_after_a_valid_config_get_a_clear_status(stack, beside, rest) -> None:
-    assert _answers_clearly([config_request(), *rest], stack, beside)
+    _assert_answers_clearly([config_request(), *rest], stack, beside)
 
 
 @FUZZ
@@ -188,7 +208,7 @@ def test_random_message_orders_after_a_valid_config_get_a_clear_status(stack, be
 def test_random_audio_bytes_get_a_clear_status(stack, beside, encoding, chunks) -> None:
     config = config_request()
     config.streaming_config.config.encoding = encoding
-    assert _answers_clearly([config, *(Request(audio_content=c) for c in chunks)], stack, beside)
+    _assert_answers_clearly([config, *(Request(audio_content=c) for c in chunks)], stack, beside)
 
 
 @FUZZ
@@ -206,12 +226,14 @@ def test_random_disconnects_get_cleaned_up(stack, beside, sent, chunk_ms, wait_m
         yield from list(audio_requests(jfk, chunk_ms))[:sent]
         hold.wait(10)
 
-    call = stack.stub.StreamingRecognize(requests(), timeout=60)
-    assert next(call).HasField("session")
-    time.sleep(wait_ms / 1000)
-    call.cancel()
-    hold.set()
-    _assert_nothing_left(stack, beside)
+    example = f"the client gone after {sent} chunks of {chunk_ms} ms and {wait_ms} ms"
+    with _leaves_nothing(stack, beside, example):
+        call = stack.stub.StreamingRecognize(requests(), timeout=60)
+        first = next(call)
+        assert first.HasField("session"), f"{example}: expected the session first, got {first}"
+        time.sleep(wait_ms / 1000)
+        call.cancel()
+        hold.set()
 
 
 text_frames = st.one_of(
@@ -237,10 +259,15 @@ frames = st.lists(st.one_of(text_frames, st.binary(max_size=3000)), max_size=10)
 @FUZZ
 @given(sequence=frames)
 def test_malformed_websocket_frames_get_a_clear_close(stack, beside, sequence) -> None:
-    conversation = stack.loop.run(converse(stack.bridge_url, [*sequence, '{"endOfAudio":{}}']))
-    _assert_nothing_left(stack, beside)
+    example = f"the WebSocket conversation of {len(sequence)} frames"
+    with _leaves_nothing(stack, beside, example):
+        ended = [*sequence, '{"endOfAudio":{}}']
+        conversation = stack.loop.run(converse(stack.bridge_url, ended))
     allowed = {1000} | {4000 + code.value[0] for code in ANSWERS}
-    assert conversation.close_code in allowed
+    assert conversation.close_code in allowed, (
+        f"{example}: expected a close code of {sorted(allowed)}, got {conversation.close_code}"
+    )
     if conversation.close_code != 1000:
-        [error] = conversation.errors()
-        assert error.message
+        errors = conversation.errors()
+        assert len(errors) == 1, f"{example}: expected one error before the close, got {errors}"
+        assert errors[0].message, f"{example}: close {conversation.close_code} without a message"
