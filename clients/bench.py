@@ -19,15 +19,15 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from dragoman.clients.audio_file import PcmAudio, read_pcm
-from dragoman.clients.streaming import SendLog, stream_audio, streaming_config
-from dragoman.clients.wer import word_error_rate
-from dragoman.stt.models import prepare
-from dragoman.stt.settings import SttSettings
 from faster_whisper import WhisperModel
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.clients.audio_file import PcmAudio, read_pcm
+from dragoman.clients.streaming import SendLog, stream_audio, streaming_config
+from dragoman.clients.wer import word_error_rate
 from dragoman.launch.embedded import EmbeddedStack
+from dragoman.stt.models import prepare
+from dragoman.stt.settings import SttSettings
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "tests" / "data" / "speech"
 TRAILING_SILENCE_S = 2.0
@@ -154,7 +154,7 @@ async def bench_model(
                         stub,
                         clip,
                         model,
-                        gateway.endpoint_silence_s,
+                        gateway.vad.endpoint_silence_s,
                         languages,
                         realtime=realtime,
                         figures=figures,
@@ -205,7 +205,7 @@ async def run_benchmark(
     clips = load_clips(manifest, languages.spoken)
     for model in models:
         figures = await bench_model(model, stack.with_stt_model(model), clips, streams, languages)
-        silence_s = stack.gateway_settings.endpoint_silence_s
+        silence_s = stack.gateway_settings.vad.endpoint_silence_s
         print(f"model {model} (endpoint silence {silence_s} s excluded)")
         width = max(len(k) for k in figures)
         for key, value in figures.items():

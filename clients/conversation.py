@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from dragoman.clients.audio_file import PcmAudio, read_pcm
 from dragoman.clients.wer import normalize
 

@@ -25,14 +25,14 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from faster_whisper import WhisperModel
+
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.clients.conversation import Conversation, Turn, sentences_present, turn_at
 from dragoman.clients.server_process import ServerProcess
 from dragoman.clients.streaming import SendLog, stream_audio, streaming_config
 from dragoman.clients.wer import normalize, word_error_rate
 from dragoman.stt.models import prepare
-from faster_whisper import WhisperModel
-
-from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 
 CHUNK_MS = 100
 WASTE_METRICS = {

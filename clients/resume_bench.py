@@ -22,19 +22,19 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.clients.audio_file import PcmAudio, read_pcm
 from dragoman.clients.streaming import SendLog, stream_audio, streaming_config
 from dragoman.clients.tcp_proxy import CuttableProxy
 from dragoman.clients.wer import normalize, word_error_rate
 from dragoman.gateway.app import GatewayApp
 from dragoman.gateway.settings import GatewaySettings
-from dragoman.stt.settings import SttSettings
-from dragoman.translate.settings import TranslateSettings
-
-from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.launch.embedded import EmbeddedStack
 from dragoman.launch.redis_server import RedisServer
 from dragoman.launch.topology import free_port
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 
 SPEECH = Path(__file__).resolve().parent.parent / "tests/data/speech"
 CLIPS = ("long/lecture-60s.wav", "en/jfk.wav", "en/librivox-0930.wav", "en/goforward.wav")

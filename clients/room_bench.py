@@ -18,15 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
+
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.clients.audio_file import read_pcm
 from dragoman.gateway.room_store_redis import RedisRoomStore
 from dragoman.gateway.settings import GatewaySettings
-from dragoman.stt.settings import SttSettings
-from dragoman.translate.settings import TranslateSettings
-
-from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.launch.stack_settings import EdgeSettings, TopologySettings
 from dragoman.launch.topology import Topology
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 
 SPEECH = (
     Path(__file__).resolve().parent.parent

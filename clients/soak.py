@@ -13,12 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import grpc
+
+from dragoman.api.speech.v1 import speech_pb2_grpc
 from dragoman.clients.bench import Clip, load_clips
 from dragoman.clients.server_process import ServerProcess
 from dragoman.clients.streaming import stream_audio, streaming_config
 from dragoman.clients.wer import word_error_rate
-
-from dragoman.api.speech.v1 import speech_pb2_grpc
 
 SAMPLE_EVERY_S = 10.0
 SAMPLED = {

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import grpc
-from dragoman.clients.audio_file import PcmAudio
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.clients.audio_file import PcmAudio
 
 CHUNK_MS = 100
 RESUMABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION)

@@ -9,11 +9,11 @@ import sys
 from typing import TextIO
 
 import grpc
-from dragoman.clients.audio_file import read_pcm
-from dragoman.clients.streaming import stream_audio, streaming_config
 from google.protobuf import json_format
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.clients.audio_file import read_pcm
+from dragoman.clients.streaming import stream_audio, streaming_config
 
 Reason = speech_pb2.SuppressionReason
 

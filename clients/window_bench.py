@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from dragoman.clients.conversation import Clip
 from dragoman.clients.wer import word_error_rate
 from dragoman.stt import models

@@ -22,8 +22,9 @@ from typing import Any
 
 import grpc
 import jwt
+from pydantic import Field
 
-from dragoman.settings import SettingsError
+from dragoman.settings import SettingsError, SettingsGroup
 
 logger = logging.getLogger(__name__)
 
@@ -85,28 +86,41 @@ class JwtKey:
     key: Any
 
 
+class AuthSettings(SettingsGroup):
+    """Who may call: bearer tokens from a file, JWTs signed with a shared secret or a key."""
+
+    auth_tokens_file: str = Field(
+        "",
+        description="File of accepted bearer tokens, one per line: `<token> [scope,scope]` "
+        "(scopes: recognize, captions; none: all)",
+    )
+    auth_jwt_hs256_secret_file: str = Field(
+        "", description="File holding the HS256 secret that JWT bearer tokens are signed with"
+    )
+    auth_jwt_rs256_public_key_file: str = Field(
+        "", description="PEM public key that RS256 JWT bearer tokens are signed with"
+    )
+    auth_jwt_audience: str = Field(
+        "dragoman", description="The `aud` a JWT must carry; `exp` is required too"
+    )
+    auth_jwt_issuer: str = Field("", description="The `iss` a JWT must carry; empty: any")
+
+
 class Authenticator:
     """Checks bearer tokens against a token file and JWT keys; built once at start-up."""
 
-    def __init__(
-        self,
-        *,
-        tokens_file: str = "",
-        jwt_hs256_secret_file: str = "",
-        jwt_rs256_public_key_file: str = "",
-        jwt_audience: str = "",
-        jwt_issuer: str = "",
-    ) -> None:
-        self._tokens = _read_tokens(tokens_file) if tokens_file else {}
+    def __init__(self, settings: AuthSettings) -> None:
+        self._tokens = _read_tokens(settings.auth_tokens_file) if settings.auth_tokens_file else {}
         self._jwt_keys = []
-        if jwt_hs256_secret_file:
-            self._jwt_keys.append(JwtKey("HS256", _read(jwt_hs256_secret_file).strip()))
-        if jwt_rs256_public_key_file:
-            self._jwt_keys.append(JwtKey("RS256", _read(jwt_rs256_public_key_file)))
-        if self._jwt_keys and not jwt_audience:
+        if settings.auth_jwt_hs256_secret_file:
+            secret = _read(settings.auth_jwt_hs256_secret_file).strip()
+            self._jwt_keys.append(JwtKey("HS256", secret))
+        if settings.auth_jwt_rs256_public_key_file:
+            self._jwt_keys.append(JwtKey("RS256", _read(settings.auth_jwt_rs256_public_key_file)))
+        if self._jwt_keys and not settings.auth_jwt_audience:
             raise SettingsError("JWT authentication needs an audience (auth_jwt_audience)")
-        self._audience = jwt_audience
-        self._issuer = jwt_issuer or None
+        self._audience = settings.auth_jwt_audience
+        self._issuer = settings.auth_jwt_issuer or None
 
     @property
     def enabled(self) -> bool:

@@ -1,23 +1,170 @@
 """Typed settings from `DRAGOMAN_*` variables and command-line flags.
 
-Each service declares one pydantic-settings class; this module turns its fields into
-argparse flags so that a flag, a variable and a default are one declaration, validated in
-one place, and listed by `dragoman config`.
+Each service declares one pydantic-settings class, nested by concern (limits, VAD, auth,
+TLS, backends...): each concern is a `SettingsGroup` that the part it configures takes as
+it is, so nothing is copied by hand from flat settings into the parts. The leaves keep
+flat names, unique within a service, which are the flags (`--max-streams`), the variables
+(`DRAGOMAN_GATEWAY_MAX_STREAMS`) and the keyword arguments (`GatewaySettings(max_streams=
+2)`). A default, a range and a description are one `Field` declaration; this module turns
+it into a flag, a variable, a row of `dragoman config` and the README table, and reads the
+range back for whatever else must state it.
 """
 
 import argparse
+import os
 import types
 import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class SettingsError(ValueError):
     """A setting has an invalid value; the message names the setting and the problem."""
+
+
+class SettingsGroup(BaseModel):
+    """The settings of one concern of a service, which the part it configures takes whole."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _group(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, SettingsGroup):
+        return annotation
+    return None
+
+
+def leaves(settings_cls: type[BaseModel]) -> Iterator[tuple[tuple[str, ...], FieldInfo]]:
+    """Every setting as (path of attribute names, field), groups flattened in order."""
+    for name, field in settings_cls.model_fields.items():
+        group = _group(field.annotation)
+        if group is None:
+            yield (name,), field
+        else:
+            for path, leaf in leaves(group):
+                yield (name, *path), leaf
+
+
+def declared(settings_cls: type[BaseModel], name: str) -> FieldInfo:
+    """The declaration of the setting named `name`, in whichever group it is."""
+    for path, field in leaves(settings_cls):
+        if path[-1] == name:
+            return field
+    raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a setting may take, as its Field declares them (ge/gt, le/lt)."""
+
+    low: float | None = None
+    high: float | None = None
+    exclusive: bool = False
+
+    @classmethod
+    def of(cls, field: FieldInfo) -> "Range":
+        low = high = None
+        exclusive = False
+        for item in field.metadata:
+            if isinstance(item, annotated_types.Ge | annotated_types.Gt):
+                low = item.ge if isinstance(item, annotated_types.Ge) else item.gt
+            if isinstance(item, annotated_types.Le | annotated_types.Lt):
+                high = item.le if isinstance(item, annotated_types.Le) else item.lt
+            exclusive = exclusive or isinstance(item, annotated_types.Gt | annotated_types.Lt)
+        return cls(low, high, exclusive)
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.exclusive else value >= self.low)
+        below = self.high is None or (value < self.high if self.exclusive else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.low is None or self.high is None:
+            bound = "more than" if self.exclusive else "at least"
+            return f"{bound} {self.low:g}" if self.high is None else f"at most {self.high:g}"
+        if self.exclusive:
+            return f"between {self.low:g} and {self.high:g} (exclusive)"
+        return f"{self.low:g}-{self.high:g}"
+
+
+def declared_range(settings_cls: type[BaseModel], name: str) -> Range:
+    """The range the setting named `name` declares: what a request's value must keep too."""
+    return Range.of(declared(settings_cls, name))
+
+
+def _value(settings: BaseModel, path: tuple[str, ...]) -> Any:
+    value: Any = settings
+    for name in path:
+        value = getattr(value, name)
+    return value
+
+
+def _nest(settings_cls: type[BaseModel], flat: dict[str, Any]) -> dict[str, Any]:
+    """Flat settings (`max_streams=2`) moved into their groups (`limits={"max_streams": 2}`)."""
+    nested: dict[str, Any] = {}
+    groups = {
+        name: group
+        for name, field in settings_cls.model_fields.items()
+        if (group := _group(field.annotation)) is not None
+    }
+    owner = {path[-1]: path[0] for path, _ in leaves(settings_cls) if len(path) > 1}
+    for key, value in flat.items():
+        if key in groups and isinstance(value, BaseModel):
+            value = value.model_dump()
+        if key in owner:
+            nested.setdefault(owner[key], {})[key] = value
+        elif key in groups and isinstance(value, dict):
+            nested.setdefault(key, {}).update(value)
+        else:
+            nested[key] = value
+    for name, group in groups.items():
+        if isinstance(nested.get(name), dict):
+            nested[name] = _nest(group, nested[name])
+    return nested
+
+
+class _FlatEnvironment(PydanticBaseSettingsSource):
+    """`DRAGOMAN_<SERVICE>_<NAME>` for every leaf, whichever group it is in."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every leaf at once
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = self.settings_cls.model_config.get("env_prefix", "")
+        found = {}
+        for path, _ in leaves(self.settings_cls):
+            variable = f"{prefix}{path[-1]}".upper()
+            if variable in os.environ:
+                found[path[-1]] = os.environ[variable]
+        return found
+
+
+class NestedSettings(BaseSettings):
+    """Settings whose groups are filled from flat names: keywords, variables and flags."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_names(cls, data: Any) -> Any:
+        return _nest(cls, data) if isinstance(data, dict) else data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _FlatEnvironment(settings_cls)
 
 
 def _flag(name: str, prefix: str = "") -> str:
@@ -34,11 +181,12 @@ def _scalar_type(annotation: Any) -> Any:
 def add_arguments(
     parser: argparse.ArgumentParser, settings_cls: type[BaseSettings], prefix: str = ""
 ) -> None:
-    """Adds one flag per field; unset flags stay absent so variables and defaults apply.
+    """Adds one flag per setting; unset flags stay absent so variables and defaults apply.
 
     `prefix` keeps two services' flags apart when one command runs both (`--stt-port`).
     """
-    for name, field in settings_cls.model_fields.items():
+    for path, field in leaves(settings_cls):
+        name = path[-1]
         kind = _scalar_type(field.annotation)
         help_text = f"{field.description or ''} (default: {field.default!r})"
         if kind is bool:
@@ -65,9 +213,9 @@ def from_arguments(
 ) -> SettingsT:
     """Builds the settings: flags win over `DRAGOMAN_*` variables, which win over defaults."""
     given = {
-        name: getattr(args, prefix + name)
-        for name in settings_cls.model_fields
-        if hasattr(args, prefix + name)
+        path[-1]: getattr(args, prefix + path[-1])
+        for path, _ in leaves(settings_cls)
+        if hasattr(args, prefix + path[-1])
     }
     given.update(overrides)
     try:
@@ -75,7 +223,7 @@ def from_arguments(
     except ValidationError as error:
         env_prefix = settings_cls.model_config.get("env_prefix", "")
         problems = "; ".join(
-            f"{_flag(str(e['loc'][0]), prefix)} / {env_prefix}{str(e['loc'][0]).upper()}: "
+            f"{_flag(str(e['loc'][-1]), prefix)} / {env_prefix}{str(e['loc'][-1]).upper()}: "
             f"{e['msg']}"
             for e in error.errors()
         )
@@ -90,28 +238,35 @@ def describe(
     prefix = settings_cls.model_config.get("env_prefix", "")
     return [
         (
-            _flag(name, flag_prefix),
-            f"{prefix}{name.upper()}",
-            field.default if settings is None else getattr(settings, name),
+            _flag(path[-1], flag_prefix),
+            f"{prefix}{path[-1].upper()}",
+            field.default if settings is None else _value(settings, path),
             field.description or "",
         )
-        for name, field in settings_cls.model_fields.items()
+        for path, field in leaves(settings_cls)
     ]
 
 
+def updated(settings: SettingsT, **changes: Any) -> SettingsT:
+    """`settings` with `changes` by flat name (`stt_target=...`), validated again; the
+    variables do not apply, every setting being given."""
+    flat = {path[-1]: _value(settings, path) for path, _ in leaves(type(settings))}
+    return type(settings)(**(flat | changes))
+
+
 def as_environment(settings: BaseSettings) -> dict[str, str]:
-    """Every field of `settings` as the `DRAGOMAN_*` variable that sets it: how a launcher
+    """Every setting of `settings` as the `DRAGOMAN_*` variable that sets it: how a launcher
     hands settings it has validated to a service in another process."""
     prefix = settings.model_config.get("env_prefix", "")
     environment = {}
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
+    for path, _ in leaves(type(settings)):
+        value = _value(settings, path)
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        environment[f"{prefix}{name.upper()}"] = text
+        environment[f"{prefix}{path[-1].upper()}"] = text
     return environment
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(NestedSettings):
     """Settings every service has: where it logs and how."""
 
     log_level: str = Field(

@@ -7,25 +7,15 @@ the handshake.
 """
 
 from pathlib import Path
-from typing import Protocol
 
 import grpc
 from pydantic import Field
-from pydantic_settings import BaseSettings
 
-from dragoman.settings import SettingsError
-
-
-class TlsFiles(Protocol):
-    """What a server port's TLS is made of: any settings object with these fields."""
-
-    tls_cert_file: str
-    tls_key_file: str
-    tls_client_ca_file: str
+from dragoman.settings import SettingsError, SettingsGroup
 
 
-class ServerTlsSettings(BaseSettings):
-    """The TLS settings of a gRPC server port (mixed into each service's settings)."""
+class ServerTlsSettings(SettingsGroup):
+    """The TLS settings of a gRPC server port (each service's `tls` group)."""
 
     tls_cert_file: str = Field(
         "", description="PEM certificate chain of the gRPC port; empty: plaintext (h2c)"

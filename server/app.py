@@ -3,17 +3,19 @@
 import asyncio
 import logging
 
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.auth import Authenticator
+from dragoman.errors import StatusError
 from dragoman.gateway.bridge import WebSocketBridge
-from dragoman.gateway.errors import GatewayError
 from dragoman.gateway.hallucination import HallucinationOptions
-from dragoman.gateway.limits import StreamLimits
 from dragoman.gateway.metrics import GatewayMetrics
 from dragoman.gateway.room_store import MemoryRoomStore, RoomStore
 from dragoman.gateway.room_store_redis import RedisRoomStore
 from dragoman.gateway.rooms import CaptionRooms
 from dragoman.gateway.service import SpeechServicer
+from dragoman.gateway.session_manager import SessionManager
 from dragoman.gateway.session_store import RedisSessionStore
-from dragoman.gateway.sessions import ResumePolicy, SessionRegistry
+from dragoman.gateway.sessions import SessionRegistry
 from dragoman.gateway.settings import GatewaySettings
 from dragoman.gateway.stream import StreamTuning
 from dragoman.gateway.stt_client import ModelCatalog, SttClient
@@ -21,12 +23,8 @@ from dragoman.gateway.translate_client import TranslateClient
 from dragoman.gateway.translation import Translator
 from dragoman.gateway.vad import SileroModel
 from dragoman.gateway.web import WebServer
-
-from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
-from dragoman.auth import Authenticator
 from dragoman.metrics import Metrics
 from dragoman.serving import ServiceHost, run_until_signal
-from dragoman.tls import channel_credentials
 from dragoman.tracing import Tracing
 
 logger = logging.getLogger(__name__)
@@ -42,52 +40,30 @@ class GatewayApp:
         self.settings = settings
         tracing = Tracing("dragoman-gateway")
         self.metrics = Metrics("gateway")
-        authenticator = Authenticator(
-            tokens_file=settings.auth_tokens_file,
-            jwt_hs256_secret_file=settings.auth_jwt_hs256_secret_file,
-            jwt_rs256_public_key_file=settings.auth_jwt_rs256_public_key_file,
-            jwt_audience=settings.auth_jwt_audience,
-            jwt_issuer=settings.auth_jwt_issuer,
-        )
+        authenticator = Authenticator(settings.auth)
+        limits = settings.limits
         self.host = ServiceHost(
             [SERVICE_NAME],
-            max_message_bytes=settings.max_message_bytes,
+            max_message_bytes=limits.max_message_bytes,
             tracing=tracing,
             metrics=self.metrics,
-            tls=settings,
+            tls=settings.tls,
             authenticator=authenticator,
-            stream_window_bytes=settings.stream_window_bytes,
+            stream_window_bytes=limits.stream_window_bytes,
         )
-        backend = {
-            "timeout_s": settings.stt_timeout_s,
-            "max_message_bytes": settings.max_message_bytes,
+        backends = settings.backends
+        channel = {
+            "max_message_bytes": limits.max_message_bytes,
             "interceptors": tracing.client_interceptors(),
-            "credentials": channel_credentials(
-                settings.backend_tls_ca_file,
-                settings.backend_tls_cert_file,
-                settings.backend_tls_key_file,
-            ),
+            "credentials": backends.credentials(),
         }
-        self.stt = SttClient(settings.stt_target, **backend)
+        self.stt = SttClient(backends.stt_target, timeout_s=backends.stt_timeout_s, **channel)
         self.translate = (
-            TranslateClient(settings.translate_target, **backend)
-            if settings.translate_target
+            TranslateClient(
+                backends.translate_target, timeout_s=backends.translate_timeout_s, **channel
+            )
+            if backends.translate_target
             else None
-        )
-        tuning = StreamTuning(
-            max_chunk_bytes=settings.max_chunk_bytes,
-            interim_interval_s=settings.interim_interval_s,
-            first_interim_s=settings.first_interim_s,
-            interim_duty_cycle=settings.interim_duty_cycle,
-            condition_on_previous=settings.condition_on_previous,
-            hallucination=HallucinationOptions(),
-            final_persist_s=settings.final_persist_s,
-            limits=StreamLimits(
-                max_stream_s=settings.max_stream_s,
-                idle_timeout_s=settings.idle_timeout_s,
-                max_speedup=settings.max_speedup,
-                speedup_burst_s=settings.speedup_burst_s,
-            ),
         )
         translator = Translator(self.translate)
         gateway_metrics = GatewayMetrics(self.metrics)
@@ -95,43 +71,28 @@ class GatewayApp:
             room_store(settings),
             translator,
             gateway_metrics,
-            backlog=settings.caption_backlog,
-            listener_queue=settings.caption_listener_queue,
-            language_ttl_s=settings.caption_language_ttl_s,
+            backlog=settings.rooms.caption_backlog,
+            listener_queue=settings.rooms.caption_listener_queue,
+            language_ttl_s=settings.rooms.caption_language_ttl_s,
         )
-        self.sessions = SessionRegistry(
-            ResumePolicy(
-                grace_s=settings.resume_grace_s,
-                max_responses=settings.resume_max_responses,
-                check_s=settings.resume_check_s,
-                max_resumes=settings.resume_max_per_minute,
-            ),
-            RedisSessionStore(
-                settings.redis_url,
-                grace_s=settings.resume_grace_s,
-                max_responses=settings.resume_max_responses,
-                timeout_s=settings.redis_timeout_s,
-            )
-            if settings.redis_url and settings.resume_grace_s > 0
-            else None,
-        )
-        self.servicer = SpeechServicer(
+        self.sessions = SessionManager(
             settings,
             self.stt,
             translator,
             SileroModel(),
-            tuning,
+            StreamTuning(limits, settings.interims, settings.finals, HallucinationOptions()),
             self.rooms,
             tracing.tracer,
             gateway_metrics,
-            authenticator,
-            self.sessions,
+            SessionRegistry(settings.resume, session_store(settings)),
         )
-        speech_pb2_grpc.add_SpeechServiceServicer_to_server(self.servicer, self.host.server)
+        speech_pb2_grpc.add_SpeechServiceServicer_to_server(
+            SpeechServicer(self.sessions, authenticator), self.host.server
+        )
         self.web = WebServer(
             WebSocketBridge(
-                self.servicer,
-                max_message_bytes=settings.max_message_bytes,
+                self.sessions,
+                max_message_bytes=limits.max_message_bytes,
                 tracer=tracing.tracer,
                 authenticator=authenticator,
             ),
@@ -156,7 +117,7 @@ class GatewayApp:
         simply waits for them.
         """
         loop = asyncio.get_running_loop()
-        self.servicer.metrics.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
+        self.sessions.metrics.tasks.set_function(lambda: len(asyncio.all_tasks(loop)))
         port = await self.host.start(
             self.settings.host, self.settings.port, self.settings.metrics_port
         )
@@ -164,8 +125,7 @@ class GatewayApp:
         self.stt.connect()
         if self.translate is not None:
             self.translate.connect()
-        if self.sessions.store is not None:
-            self.sessions.store.start()
+        self.sessions.start()
         catalog = await self._wait_for_stt()
         logger.info(
             "gateway listening on %s:%d (gRPC) and %s (WebSocket, page), STT at %s serving %s, "
@@ -173,9 +133,9 @@ class GatewayApp:
             self.settings.host,
             port,
             self.http_address,
-            self.settings.stt_target,
+            self.settings.backends.stt_target,
             ", ".join(sorted(catalog.models)),
-            "Redis" if self.settings.redis_url else "memory",
+            "Redis" if self.settings.redis.redis_url else "memory",
         )
         await self.host.set_serving()
         return port
@@ -185,7 +145,7 @@ class GatewayApp:
         while True:
             try:
                 catalog = await self.stt.catalog()
-            except GatewayError as error:
+            except StatusError as error:
                 catalog, reason = None, str(error)
             else:
                 reason = "no model loaded yet"
@@ -201,12 +161,10 @@ class GatewayApp:
         to be resumed on another gateway; other streams end after their current
         utterance's final result; whatever is left when the grace period is over is
         cancelled."""
-        self.servicer.drain(self.settings.drain_grace_s)
+        self.sessions.drain(self.settings.drain_grace_s)
         await self.sessions.hand_over()
         await asyncio.gather(self.host.stop(self.settings.drain_grace_s), self.web.stop())
         await self.sessions.close()
-        if self.sessions.store is not None:
-            await self.sessions.store.close()
         await self.rooms.close()
         await self.stt.close()
         if self.translate is not None:
@@ -215,15 +173,29 @@ class GatewayApp:
 
 def room_store(settings: GatewaySettings) -> RoomStore:
     """Redis when a URL is set, so rooms span gateways; this process's memory otherwise."""
-    if settings.redis_url:
+    rooms, redis = settings.rooms, settings.redis
+    if redis.redis_url:
         return RedisRoomStore(
-            settings.redis_url,
-            history=settings.caption_history,
-            ttl_s=settings.caption_room_ttl_s,
-            timeout_s=settings.redis_timeout_s,
-            translate_timeout_s=settings.stt_timeout_s,
+            redis.redis_url,
+            history=rooms.caption_history,
+            ttl_s=rooms.caption_room_ttl_s,
+            timeout_s=redis.redis_timeout_s,
+            translate_timeout_s=settings.backends.translate_timeout_s,
         )
-    return MemoryRoomStore(history=settings.caption_history, ttl_s=settings.caption_room_ttl_s)
+    return MemoryRoomStore(history=rooms.caption_history, ttl_s=rooms.caption_room_ttl_s)
+
+
+def session_store(settings: GatewaySettings) -> RedisSessionStore | None:
+    """Redis when a URL is set and streams resume, so a session moves between gateways."""
+    resume, redis = settings.resume, settings.redis
+    if not (redis.redis_url and resume.resume_grace_s > 0):
+        return None
+    return RedisSessionStore(
+        redis.redis_url,
+        grace_s=resume.resume_grace_s,
+        max_responses=resume.resume_max_responses,
+        timeout_s=redis.redis_timeout_s,
+    )
 
 
 async def serve(settings: GatewaySettings) -> None:

@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+
 from dragoman.gateway.audio import SAMPLE_RATE_HZ, make_decoder
-from dragoman.gateway.config import StreamOptions
+from dragoman.gateway.request_options import StreamOptions
 from dragoman.gateway.segmenter import (
     STREAM_START,
     EndReason,

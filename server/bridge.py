@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 from aiohttp import WSCloseCode, WSMsgType, web
-from dragoman.gateway.errors import ClientGoneError, GatewayError, InvalidRequestError
-from dragoman.gateway.service import SpeechServicer, internal_error
 from google.protobuf import json_format
 from opentelemetry import propagate, trace
 
 from dragoman.api.speech.v1 import speech_pb2, websocket_pb2
 from dragoman.auth import ANYONE, RECOGNIZE, Authenticator, AuthError, Identity
+from dragoman.errors import InvalidRequestError, StatusError
+from dragoman.gateway.errors import ClientGoneError, internal_error
+from dragoman.gateway.session_manager import SessionManager
 from dragoman.logs import session_id_var
 
 logger = logging.getLogger(__name__)
@@ -38,17 +39,18 @@ def close_code(status: grpc.StatusCode) -> int:
 
 
 class WebSocketBridge:
-    """Serves `PATH`: one WebSocket is one StreamingRecognize stream."""
+    """Serves `PATH`: one WebSocket is one StreamingRecognize stream of the session
+    manager, as one gRPC call is."""
 
     def __init__(
         self,
-        servicer: SpeechServicer,
+        sessions: SessionManager,
         *,
         max_message_bytes: int,
         tracer: trace.Tracer,
         authenticator: Authenticator,
     ) -> None:
-        self._servicer = servicer
+        self._sessions = sessions
         self._max_message_bytes = max_message_bytes
         self._tracer = tracer
         self._authenticator = authenticator
@@ -87,7 +89,7 @@ class WebSocketBridge:
         caller: Identity,
     ) -> None:
         try:
-            async for response in self._servicer.recognize_stream(
+            async for response in self._sessions.recognize(
                 _requests(socket),
                 session_id=session_id,
                 peer=peer,
@@ -97,7 +99,7 @@ class WebSocketBridge:
                 await send(_as_websocket_response(response))
         except ClientGoneError:
             logger.info("bridge client closed the socket without end_of_audio")
-        except GatewayError as error:
+        except StatusError as error:
             logger.info("bridge stream failed: %s: %s", error.code.name, error)
             await _fail(socket, send, error.code, str(error))
         except ConnectionResetError:

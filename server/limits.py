@@ -9,21 +9,9 @@ is finalized and its final result sent, and only then does the stream end with t
 limit's status, so a limit never loses what was already said.
 """
 
-from dataclasses import dataclass
-
-from dragoman.gateway.errors import GatewayError, StreamLimitError
-
-
-@dataclass(frozen=True)
-class StreamLimits:
-    max_stream_s: float
-    """Audio seconds a stream may carry."""
-    idle_timeout_s: float
-    """Longest gap between two audio messages."""
-    max_speedup: float
-    """How many times faster than real time audio is read, past the burst."""
-    speedup_burst_s: float
-    """Audio seconds a stream may be ahead of real time before the pace holds it back."""
+from dragoman.errors import StatusError
+from dragoman.gateway.errors import StreamLimitError
+from dragoman.gateway.settings import StreamLimits
 
 
 class AudioPace:
@@ -34,7 +22,7 @@ class AudioPace:
         self._started_at = started_at
         self._live = live
 
-    def check(self, audio_s: float) -> GatewayError | None:
+    def check(self, audio_s: float) -> StatusError | None:
         """The limit that `audio_s` seconds of audio break, if any."""
         limits = self.limits
         if audio_s > limits.max_stream_s:
@@ -52,7 +40,7 @@ class AudioPace:
         ahead_s = max(audio_s - self.limits.speedup_burst_s, 0.0)
         return max(self._started_at + ahead_s / self.limits.max_speedup - now, 0.0)
 
-    def idle_error(self) -> GatewayError:
+    def idle_error(self) -> StatusError:
         return StreamLimitError(
             f"no audio arrived for {self.limits.idle_timeout_s:g} s; the stream was closed "
             "after the final result of the utterance in progress"

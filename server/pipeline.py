@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from dragoman.errors import StatusError
 from dragoman.gateway.audio import SAMPLE_RATE_HZ
-from dragoman.gateway.errors import GatewayError, OverloadedError
+from dragoman.gateway.errors import OverloadedError
 from dragoman.gateway.phrase_cut import PhraseCut, choose
 from dragoman.gateway.policy import Action, PolicyTuning, View, decide
 from dragoman.gateway.segmenter import (
@@ -30,7 +32,6 @@ from dragoman.gateway.segmenter import (
     UtteranceEnded,
 )
 from dragoman.gateway.transcriber import Call, Purpose, Transcriber, Transcript
-
 from dragoman.logs import segment_id_var
 
 logger = logging.getLogger(__name__)
@@ -290,7 +291,7 @@ class RecognitionPipeline:
             )
             try:
                 transcript = await self._transcriber.transcribe(call)
-            except GatewayError as error:
+            except StatusError as error:
                 raise type(error)(
                     f"segment {utterance.segment_id} was not transcribed: {error}"
                 ) from error
@@ -348,7 +349,7 @@ class RecognitionPipeline:
         call = self._call(Purpose.SPECULATION, audio, start_s, words=self._word_time_offsets)
         try:
             transcript = await self._transcriber.transcribe(call)
-        except GatewayError as error:
+        except StatusError as error:
             logger.warning("speculative final failed, the final will be retried: %s", error)
             return
         self._speculation = dataclasses.replace(running, transcript=transcript)
@@ -366,7 +367,7 @@ class RecognitionPipeline:
             transcript = await self._transcriber.transcribe(
                 self._call(Purpose.INTERIM, audio, start_s)
             )
-        except GatewayError as error:
+        except StatusError as error:
             shed = isinstance(error, OverloadedError)
             logger.log(
                 logging.DEBUG if shed else logging.WARNING,
@@ -411,7 +412,7 @@ class RecognitionPipeline:
             transcript = await self._transcriber.transcribe(
                 self._call(Purpose.PHRASE_PROBE, audio, start_s, words=True)
             )
-        except GatewayError as error:
+        except StatusError as error:
             logger.warning("phrase probe failed: %s", error)
             return
         cut = choose(

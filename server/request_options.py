@@ -1,28 +1,31 @@
 """Turns a client's RecognitionConfig into validated options, with the server's defaults.
 
 Every problem is reported at once with the field name and the valid values, so that a
-client fixes its config in one round trip.
+client fixes its config in one round trip. Whether the model recognizes the spoken language
+is the STT service's to say: the catalog of its models checks it (`stt_client.ModelCatalog`).
 """
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dragoman.gateway.errors import InvalidRequestError
-from dragoman.gateway.segmenter import SegmenterOptions
-from dragoman.gateway.settings import GatewaySettings
-from dragoman.gateway.vad import VadOptions
-from faster_whisper.tokenizer import _LANGUAGE_CODES
 from google.protobuf import duration_pb2
 
 from dragoman.api.speech.v1 import speech_pb2
+from dragoman.errors import InvalidRequestError
+from dragoman.gateway.segmenter import SegmenterOptions
+from dragoman.gateway.settings import GatewaySettings, VadDefaults
+from dragoman.gateway.vad import VadOptions
+from dragoman.settings import declared_range
 
 AUTO_LANGUAGE = "auto"
 ENCODINGS = {
     speech_pb2.AUDIO_ENCODING_LINEAR16: "LINEAR16",
     speech_pb2.AUDIO_ENCODING_COMPRESSED: "COMPRESSED",
 }
-LANGUAGES = frozenset(_LANGUAGE_CODES)
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+"""The shape of a language code: ISO 639-1, or ISO 639-3 where a language has no two-letter
+code ("haw"). Which languages are served, the STT and translation services say."""
 ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_SPEAKER_LABEL = 64
 
@@ -71,23 +74,31 @@ def _check_range(problems: list[str], name: str, value: float, low: float, high:
         problems.append(f"{name} {value:g} is out of range: valid values are {low:g}-{high:g}")
 
 
+def _aggressiveness(voice_activity: speech_pb2.VoiceActivityConfig, default: int) -> int:
+    """A set `aggressiveness` wins; a 0.1.0 client marks its 0, which proto3 left off the
+    wire, with the deprecated `set_aggressiveness` instead."""
+    if voice_activity.HasField("aggressiveness"):
+        return voice_activity.aggressiveness
+    return 0 if voice_activity.set_aggressiveness else default
+
+
 def _languages(
     problems: list[str], language_code: str, targets: Sequence[str]
 ) -> tuple[str, tuple[str, ...]]:
     language = language_code.strip().lower()
     if language == AUTO_LANGUAGE:
         language = ""
-    if language and language not in LANGUAGES:
+    if language and not LANGUAGE_CODE.fullmatch(language):
         problems.append(
-            f"language_code {language_code!r} is not known: use an ISO 639-1 code "
-            f"({', '.join(sorted(LANGUAGES)[:12])}, ...) or 'auto'"
+            f"language_code {language_code!r} is not a language code: use an ISO 639-1 code "
+            "such as 'en', or 'auto'"
         )
     wanted = tuple(dict.fromkeys(t.strip().lower() for t in targets))
-    unknown = [t for t in wanted if t not in LANGUAGES]
-    if unknown:
+    malformed = [t for t in wanted if not LANGUAGE_CODE.fullmatch(t)]
+    if malformed:
         problems.append(
-            f"translation_language_codes {', '.join(map(repr, unknown))} are not known ISO "
-            "639-1 codes"
+            f"translation_language_codes {', '.join(map(repr, malformed))} are not language "
+            "codes: use ISO 639-1 codes such as 'pt'"
         )
     return language, wanted
 
@@ -162,26 +173,26 @@ def parse(
     language, targets = _languages(
         problems, config.language_code, config.translation_language_codes
     )
-    aggressiveness = (
-        voice_activity.aggressiveness
-        if voice_activity.set_aggressiveness
-        else settings.vad_aggressiveness
-    )
-    _check_range(problems, "voice_activity.aggressiveness", aggressiveness, 0, 3)
-    threshold = voice_activity.speech_threshold or settings.vad_speech_threshold
-    if not 0 < threshold < 1:
-        problems.append(
-            f"voice_activity.speech_threshold {threshold:g} is out of range: valid values are "
-            "between 0 and 1 (exclusive)"
-        )
-    endpoint = _seconds(voice_activity.endpoint_silence, settings.endpoint_silence_s)
-    pre_speech = _seconds(voice_activity.pre_speech, settings.pre_speech_s)
-    max_utterance = _seconds(voice_activity.max_utterance_duration, settings.max_utterance_s)
-    min_speech = _seconds(voice_activity.min_speech, settings.min_speech_s)
-    _check_range(problems, "voice_activity.endpoint_silence", endpoint, 0.1, 5)
-    _check_range(problems, "voice_activity.pre_speech", pre_speech, 0, 2)
-    _check_range(problems, "voice_activity.max_utterance_duration", max_utterance, 1, 30)
-    _check_range(problems, "voice_activity.min_speech", min_speech, 0, 1)
+    vad = settings.vad
+    aggressiveness = _aggressiveness(voice_activity, vad.vad_aggressiveness)
+    threshold = voice_activity.speech_threshold or vad.vad_speech_threshold
+    endpoint = _seconds(voice_activity.endpoint_silence, vad.endpoint_silence_s)
+    pre_speech = _seconds(voice_activity.pre_speech, vad.pre_speech_s)
+    max_utterance = _seconds(voice_activity.max_utterance_duration, vad.max_utterance_s)
+    min_speech = _seconds(voice_activity.min_speech, vad.min_speech_s)
+    for field, setting, value in (
+        ("aggressiveness", "vad_aggressiveness", aggressiveness),
+        ("speech_threshold", "vad_speech_threshold", threshold),
+        ("endpoint_silence", "endpoint_silence_s", endpoint),
+        ("pre_speech", "pre_speech_s", pre_speech),
+        ("max_utterance_duration", "max_utterance_s", max_utterance),
+        ("min_speech", "min_speech_s", min_speech),
+    ):
+        valid = declared_range(VadDefaults, setting)
+        if value not in valid:
+            problems.append(
+                f"voice_activity.{field} {value:g} is out of range: valid values are {valid}"
+            )
     if caption_room:
         _check_room(problems, "caption_room", caption_room)
     if len(speaker_label) > MAX_SPEAKER_LABEL:

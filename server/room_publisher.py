@@ -18,11 +18,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from dragoman.gateway.errors import GatewayError
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.errors import StatusError
 from dragoman.gateway.metrics import GatewayMetrics
 from dragoman.gateway.room_store import RoomStore
-
-from dragoman.api.speech.v1 import speech_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class RoomPublisher:
                 waiting = self._waiting.popleft()
                 try:
                     await self._publish(waiting)
-                except GatewayError as error:
+                except StatusError as error:
                     self._metrics.room_publish_failures.labels("store").inc()
                     logger.warning(
                         "room %s: segment %d not published: %s",

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import grpc
-from dragoman.gateway.errors import GatewayError, InvalidRequestError
 
 from dragoman.api.speech.v1 import speech_pb2
+from dragoman.errors import InvalidRequestError, StatusError
 
 POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
 START = "0-0"
@@ -32,13 +32,13 @@ INTERIMS_KEPT = 64
 Translate = Callable[[], Awaitable[speech_pb2.Translation]]
 
 
-class RoomStoreUnavailableError(GatewayError):
+class RoomStoreUnavailableError(StatusError):
     """The room store (Redis) did not answer."""
 
     code = grpc.StatusCode.UNAVAILABLE
 
 
-class PositionExpiredError(GatewayError):
+class PositionExpiredError(StatusError):
     """A listener asked to resume after a position the room no longer keeps."""
 
     code = grpc.StatusCode.OUT_OF_RANGE

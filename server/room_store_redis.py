@@ -19,7 +19,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from dragoman.gateway.errors import GatewayError
+from redis.exceptions import RedisError, ResponseError
+
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.errors import StatusError
 from dragoman.gateway.redis_client import pooled_client
 from dragoman.gateway.room_store import (
     INTERIMS_KEPT,
@@ -35,9 +38,6 @@ from dragoman.gateway.room_store import (
     listened,
     parse_position,
 )
-from redis.exceptions import RedisError, ResponseError
-
-from dragoman.api.speech.v1 import speech_pb2
 
 T = TypeVar("T")
 DATA = b"caption"
@@ -76,7 +76,7 @@ class RedisRoomStore:
         try:
             return await call()
         except ResponseError as error:
-            raise GatewayError(f"the caption room store refused {what}: {error}") from None
+            raise StatusError(f"the caption room store refused {what}: {error}") from None
         except (RedisError, OSError) as error:
             raise RoomStoreUnavailableError(
                 f"the caption room store (Redis) did not answer ({what}: {error}); captions "

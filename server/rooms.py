@@ -22,7 +22,9 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from dragoman.gateway.errors import GatewayError, InvalidRequestError, OverloadedError
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.errors import InvalidRequestError, StatusError
+from dragoman.gateway.errors import OverloadedError
 from dragoman.gateway.metrics import GatewayMetrics
 from dragoman.gateway.room_publisher import RoomPublisher
 from dragoman.gateway.room_store import (
@@ -33,8 +35,6 @@ from dragoman.gateway.room_store import (
     parse_position,
 )
 from dragoman.gateway.translation import Translator
-
-from dragoman.api.speech.v1 import speech_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ class _Listener:
     interim_results: bool
     queue: asyncio.Queue[StoredCaption | None]
     overflowed: bool = False
-    failure: GatewayError | None = None
+    failure: StatusError | None = None
 
-    def fail(self, error: GatewayError) -> None:
+    def fail(self, error: StatusError) -> None:
         self.failure = error
         with contextlib.suppress(asyncio.QueueFull):
             self.queue.put_nowait(None)
@@ -179,19 +179,19 @@ class CaptionRooms:
                 for stored in captions:
                     for listener in reader.listeners:
                         self._deliver(listener, stored)
-        except GatewayError as error:
+        except StatusError as error:
             self._fail_reader(reader, error)
         except Exception:
             logger.exception("room %s: its reader failed", room)
             self._fail_reader(
-                reader, GatewayError(f"internal error reading room {room!r}; it is logged")
+                reader, StatusError(f"internal error reading room {room!r}; it is logged")
             )
         finally:
             if self._readers.get(room) is reader:
                 del self._readers[room]
 
     @staticmethod
-    def _fail_reader(reader: _Reader, error: GatewayError) -> None:
+    def _fail_reader(reader: _Reader, error: StatusError) -> None:
         if not reader.started.done():
             reader.started.set_exception(error)
         for listener in reader.listeners:
@@ -282,7 +282,7 @@ class CaptionRooms:
     async def _forget(self, room: str, key: str) -> None:
         try:
             await self.store.unmark_listened(room, key)
-        except GatewayError as error:
+        except StatusError as error:
             logger.warning("room %s: listener key left to expire: %s", room, error)
 
     async def _renew(self) -> None:
@@ -295,7 +295,7 @@ class CaptionRooms:
             for room, keys in by_room.items():
                 try:
                     await self.store.mark_listened(room, keys, self._language_ttl_s)
-                except GatewayError as error:
+                except StatusError as error:
                     logger.warning("room %s: languages not renewed: %s", room, error)
 
     async def close(self) -> None:

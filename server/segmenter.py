@@ -21,8 +21,11 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
 from dragoman.gateway.audio import SAMPLE_RATE_HZ
-from dragoman.gateway.vad import SILERO_WINDOW_SAMPLES, DualVad, VadDecision
+from dragoman.gateway.settings import VadDefaults
+from dragoman.gateway.vad import SILERO_WINDOW_SAMPLES, VAD_DEFAULTS, DualVad, VadDecision
+from dragoman.settings import declared_range
 
 logger = logging.getLogger(__name__)
 
@@ -76,26 +79,22 @@ class EndReason(enum.Enum):
 class SegmenterOptions:
     """Endpointing of one stream. Times in seconds."""
 
-    endpoint_silence_s: float = 0.6
-    """Silence that ends an utterance, 0.1-5."""
-    pre_speech_s: float = 1.0
-    """Audio before the detected start of speech that is prepended to an utterance, 0-2."""
-    max_utterance_s: float = 15.0
-    """Speech longer than this is cut into several utterances, where a phrase ends, 1-30."""
-    min_speech_s: float = 0.15
-    """Confirmed speech needed to start an utterance, 0-1; shorter clicks and bursts are
+    endpoint_silence_s: float = VAD_DEFAULTS.endpoint_silence_s
+    """Silence that ends an utterance."""
+    pre_speech_s: float = VAD_DEFAULTS.pre_speech_s
+    """Audio before the detected start of speech that is prepended to an utterance."""
+    max_utterance_s: float = VAD_DEFAULTS.max_utterance_s
+    """Speech longer than this is cut into several utterances, where a phrase ends."""
+    min_speech_s: float = VAD_DEFAULTS.min_speech_s
+    """Confirmed speech needed to start an utterance; shorter clicks and bursts are
     ignored. One non-speech window inside it is tolerated."""
 
     def __post_init__(self) -> None:
-        for name, low, high in (
-            ("endpoint_silence_s", 0.1, 5.0),
-            ("pre_speech_s", 0.0, 2.0),
-            ("max_utterance_s", 1.0, 30.0),
-            ("min_speech_s", 0.0, 1.0),
-        ):
-            value = getattr(self, name)
-            if not low <= value <= high:
-                raise ValueError(f"{name} {value} is out of range: valid values are {low}-{high}")
+        """The ranges are the gateway settings' declarations (`VadDefaults`)."""
+        for name in ("endpoint_silence_s", "pre_speech_s", "max_utterance_s", "min_speech_s"):
+            value, valid = getattr(self, name), declared_range(VadDefaults, name)
+            if value not in valid:
+                raise ValueError(f"{name} {value} is out of range: valid values are {valid}")
 
 
 @dataclass(frozen=True)

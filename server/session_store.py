@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
-from dragoman.gateway.errors import GatewayError
-from dragoman.gateway.redis_client import pooled_client
-from dragoman.gateway.segmenter import StreamPosition
 from redis.exceptions import RedisError
 
 from dragoman.api.speech.v1 import speech_pb2
+from dragoman.errors import StatusError
+from dragoman.gateway.redis_client import pooled_client
+from dragoman.gateway.segmenter import StreamPosition
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ return redis.call('DEL', KEYS[1], KEYS[2])
 """
 
 
-class SessionStoreUnavailableError(GatewayError):
+class SessionStoreUnavailableError(StatusError):
     """Redis did not answer; a session goes on in its gateway alone, and a resume that
     needs Redis is to be retried."""
 

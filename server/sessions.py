@@ -5,7 +5,7 @@ whichever connection is attached, and numbers its responses into a bounded outbo
 the connection breaks, the session is kept for the grace period: what was said before
 the drop still gets its finals, held in the outbox. A connection that resumes gets the
 responses it missed, then goes on feeding audio; the audio it resends that the session
-has already received is compared with what was received (the last `check_s` of it) and
+has already received is compared with what was received (the last `resume_check_s` of it) and
 skipped, so nothing is recognized twice and segment ids and offsets simply continue.
 
 With a session store (Redis), the session is also written there after each batch of
@@ -25,17 +25,14 @@ import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 import grpc
+
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.durations import duration
+from dragoman.errors import InvalidRequestError, StatusError
 from dragoman.gateway.audio import SAMPLE_RATE_HZ
-from dragoman.gateway.durations import duration
-from dragoman.gateway.errors import (
-    ClientGoneError,
-    DrainingError,
-    GatewayError,
-    InvalidRequestError,
-)
+from dragoman.gateway.errors import ClientGoneError, DrainingError, internal_error
 from dragoman.gateway.segmenter import STREAM_START
 from dragoman.gateway.session_store import (
     RedisSessionStore,
@@ -43,9 +40,8 @@ from dragoman.gateway.session_store import (
     SessionState,
     SessionStoreUnavailableError,
 )
+from dragoman.gateway.settings import ResumePolicy
 from dragoman.gateway.stream import RecognitionStream
-
-from dragoman.api.speech.v1 import speech_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -62,42 +58,30 @@ ATTACHED_WAIT_S = 1.0
 ATTACHED_POLL_S = 0.02
 
 
-class SessionNotFoundError(GatewayError):
+class SessionNotFoundError(StatusError):
     code = grpc.StatusCode.NOT_FOUND
 
 
-class SessionPermissionError(GatewayError):
+class SessionPermissionError(StatusError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
-class SessionAttachedError(GatewayError):
+class SessionAttachedError(StatusError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
-class SessionRangeError(GatewayError):
+class SessionRangeError(StatusError):
     code = grpc.StatusCode.OUT_OF_RANGE
 
 
-class SessionFloodError(GatewayError):
+class SessionFloodError(StatusError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-class SessionMovedError(GatewayError):
+class SessionMovedError(StatusError):
     """Another connection resumed the session on another gateway."""
 
     code = grpc.StatusCode.ABORTED
-
-
-@dataclass(frozen=True)
-class ResumePolicy:
-    grace_s: float
-    """How long a detached session is kept."""
-    max_responses: int
-    """Responses a session keeps for a client that may resume."""
-    check_s: float
-    """Received audio kept to compare with what a resuming client resends."""
-    max_resumes: int
-    """Resumes of one session allowed within RESUME_WINDOW_S."""
 
 
 class _End:
@@ -151,11 +135,11 @@ class Session:
         self._checkpointed_s = self._point.offset_s
         self._input: asyncio.Queue[Request | None] = asyncio.Queue(INPUT_QUEUE)
         self._received = bytearray()
-        """The last `check_s` of received audio bytes."""
+        """The last `resume_check_s` of received audio bytes."""
         self.received_bytes = self._offset_bytes(self._checkpointed_s)
         self._changed = asyncio.Event()
         self._dirty = asyncio.Event()
-        self._end: GatewayError | _End | None = None
+        self._end: StatusError | _End | None = None
         self._input_ended = False
         self.attached = False
         self.handed_over = False
@@ -173,7 +157,7 @@ class Session:
 
     @property
     def resumable(self) -> bool:
-        return self._policy.grace_s > 0
+        return self._policy.resume_grace_s > 0
 
     @property
     def shared(self) -> bool:
@@ -195,16 +179,14 @@ class Session:
                 if response.HasField("result") and response.result.is_final:
                     self._checkpoint(force=True)
             self._end = self.stream.ended_by or _End()
-        except GatewayError as error:
+        except StatusError as error:
             self._end = error
         except asyncio.CancelledError:
             self._end = self._end or ClientGoneError("the session was given up")
             raise
         except Exception:
             logger.exception("session failed on an unexpected error")
-            self._end = GatewayError(
-                f"internal error in session {self.session_id}; it is logged, please report it"
-            )
+            self._end = StatusError(internal_error(self.session_id))
         finally:
             self._changed.set()
             if not self.attached and not self.handed_over:
@@ -314,14 +296,17 @@ class Session:
         self._checkpoint(always=True, elsewhere=True)
         while self._written < self._sequence and not self._mirror.done():
             self._changed.clear()
-            await self._changed.wait()
+            changed = asyncio.create_task(self._changed.wait())
+            # The mirror may also end unwritten (its connection's end reported meanwhile).
+            await asyncio.wait({changed, self._mirror}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
         if not self.attached:
             self._report_end()
 
     def _trim(self) -> None:
         """Keeps `max_responses`, more only while they have not been sent at all."""
         outbox = self._outbox
-        while len(outbox) > self._policy.max_responses and outbox[0].sequence <= self._sent:
+        while len(outbox) > self._policy.resume_max_responses and outbox[0].sequence <= self._sent:
             outbox.popleft()
 
     def _checkpoint(
@@ -356,7 +341,7 @@ class Session:
         now = time.monotonic()
         while self._resumes and now - self._resumes[0] > RESUME_WINDOW_S:
             self._resumes.popleft()
-        if len(self._resumes) >= self._policy.max_resumes:
+        if len(self._resumes) >= self._policy.resume_max_per_minute:
             raise flood_error(len(self._resumes))
         self._resumes.append(now)
         oldest = self._outbox[0].sequence if self._outbox else self._sequence + 1
@@ -365,7 +350,7 @@ class Session:
             audio_offset_s,
             sequence=self._sequence,
             oldest=oldest,
-            max_responses=self._policy.max_responses,
+            max_responses=self._policy.resume_max_responses,
             received_s=self.received_bytes / self._bytes_per_s,
         )
 
@@ -412,17 +397,17 @@ class Session:
                 waiting = asyncio.ensure_future(self._changed.wait())
                 await asyncio.wait({waiting, feeding}, return_when=asyncio.FIRST_COMPLETED)
                 waiting.cancel()
-            if isinstance(self._end, GatewayError):
+            if isinstance(self._end, StatusError):
                 raise self._end
         finally:
             feeding.cancel()
-            with contextlib.suppress(asyncio.CancelledError, GatewayError):
+            with contextlib.suppress(asyncio.CancelledError, StatusError):
                 await feeding
             self.attached = False
             self._dirty.set()
             if self._end is None:
                 self._grace = asyncio.get_running_loop().call_later(
-                    self._policy.grace_s, self.give_up
+                    self._policy.resume_grace_s, self.give_up
                 )
             else:
                 self._report_end()
@@ -481,7 +466,7 @@ class Session:
     def _keep(self, chunk: bytes) -> None:
         self.received_bytes += len(chunk)
         self._received += chunk
-        limit = round(self._policy.check_s * self._bytes_per_s)
+        limit = round(self._policy.resume_check_s * self._bytes_per_s)
         if len(self._received) > limit:
             del self._received[: len(self._received) - limit]
 
@@ -570,7 +555,11 @@ class SessionRegistry:
         frame_bytes: int,
         resumable: bool,
     ) -> Session:
-        policy = self.policy if resumable else ResumePolicy(0.0, 0, 0.0, 0)
+        policy = (
+            self.policy
+            if resumable
+            else self.policy.model_copy(update={"resume_grace_s": 0.0, "resume_max_responses": 0})
+        )
         token = secrets.token_urlsafe(24)
         store, epoch = self.store if resumable else None, 0
         if store is not None:
@@ -629,7 +618,7 @@ class SessionRegistry:
             return
         with contextlib.suppress(SessionStoreUnavailableError):
             resumes = await self.store.count_resume(token_key(token), RESUME_WINDOW_S)
-            if resumes > self.policy.max_resumes:
+            if resumes > self.policy.resume_max_per_minute:
                 raise flood_error(resumes - 1)
 
     async def _find(self, token: str, subject: str) -> Session | SessionRecord:
@@ -694,7 +683,7 @@ class SessionRegistry:
             audio_offset_s,
             sequence=record.sequence,
             oldest=record.outbox[0].sequence if record.outbox else record.sequence + 1,
-            max_responses=self.policy.max_responses,
+            max_responses=self.policy.resume_max_responses,
             received_s=record.point.offset_s,
         )
         key = token_key(token)

@@ -15,17 +15,19 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from dragoman.api.speech.v1 import speech_pb2
+from dragoman.api.stt.v1 import stt_pb2
+from dragoman.errors import InvalidRequestError, StatusError
 from dragoman.gateway import results
 from dragoman.gateway.audio import SAMPLE_RATE_HZ, AudioFormatError
 from dragoman.gateway.audio_source import AudioSource
-from dragoman.gateway.config import StreamOptions, parse_languages
-from dragoman.gateway.errors import GatewayError, InvalidRequestError
 from dragoman.gateway.hallucination import HallucinationOptions
 from dragoman.gateway.interims import InterimState
-from dragoman.gateway.limits import AudioPace, StreamLimits
+from dragoman.gateway.limits import AudioPace
 from dragoman.gateway.metrics import GatewayMetrics
 from dragoman.gateway.pipeline import Languages, PendingFinal, RecognitionPipeline
 from dragoman.gateway.policy import PolicyTuning
+from dragoman.gateway.request_options import StreamOptions, parse_languages
 from dragoman.gateway.room_publisher import RoomPublisher
 from dragoman.gateway.segmenter import (
     STREAM_START,
@@ -37,14 +39,12 @@ from dragoman.gateway.segmenter import (
     StreamPosition,
     UtteranceEnded,
 )
-from dragoman.gateway.stt_client import SttClient
+from dragoman.gateway.settings import FinalSettings, InterimSettings, StreamLimits
+from dragoman.gateway.stt_client import SttClient, recognized_languages
 from dragoman.gateway.transcriber import Call, Purpose, SttTranscriber, Transcript
 from dragoman.gateway.translation import Translator
 from dragoman.gateway.utterance_spans import UtteranceSpans
 from dragoman.gateway.vad import SileroModel
-
-from dragoman.api.speech.v1 import speech_pb2
-from dragoman.api.stt.v1 import stt_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -55,19 +55,12 @@ EventType = speech_pb2.SpeechEvent.SpeechEventType
 
 @dataclass(frozen=True)
 class StreamTuning:
-    """Per-gateway knobs that are not part of a client's config."""
+    """Per-gateway knobs that are not part of a client's config: the settings' groups."""
 
-    max_chunk_bytes: int
-    interim_interval_s: float
-    first_interim_s: float
-    interim_duty_cycle: float
-    """Most of the time a stream's interims may keep the STT service busy; the rest stays
-    free so that a final is not stuck behind an interim that cannot be interrupted."""
-    condition_on_previous: bool
-    hallucination: HallucinationOptions
     limits: StreamLimits
-    final_persist_s: float
-    """How long a final is retried while the STT service is overloaded."""
+    interims: InterimSettings
+    finals: FinalSettings
+    hallucination: HallucinationOptions
 
 
 class _EndOfStream:
@@ -125,21 +118,21 @@ class RecognitionStream:
             session_id=session_id,
             spans=spans,
             hallucination=tuning.hallucination,
-            final_persist_s=tuning.final_persist_s,
+            final_persist_s=tuning.finals.final_persist_s,
         )
         self._pipeline = RecognitionPipeline(
             self._source,
             self._transcriber,
             self,
             PolicyTuning(
-                interim_interval_s=tuning.interim_interval_s,
-                first_interim_s=tuning.first_interim_s,
-                interim_duty_cycle=tuning.interim_duty_cycle,
+                interim_interval_s=tuning.interims.interim_interval_s,
+                first_interim_s=tuning.interims.first_interim_s,
+                interim_duty_cycle=tuning.interims.interim_duty_cycle,
                 max_utterance_s=options.segmenter.max_utterance_s,
             ),
             interim_results=options.interim_results,
             word_time_offsets=options.word_time_offsets,
-            prompt_previous=tuning.condition_on_previous,
+            prompt_previous=tuning.finals.condition_on_previous,
         )
         self._interims = InterimState()
         self._speech_start_s = 0.0
@@ -155,7 +148,7 @@ class RecognitionStream:
         self._pace = AudioPace(tuning.limits, started_at=time.monotonic(), live=live)
         self._held_until = 0.0
         """Until when the reader holds a too fast sender back (see `_keep_pace`)."""
-        self.ended_by: GatewayError | None = None
+        self.ended_by: StatusError | None = None
         """Why the server ended the stream after its last final (draining, a limit)."""
 
     @property
@@ -218,7 +211,7 @@ class RecognitionStream:
         it is."""
         return asyncio.create_task(work, name=f"session {self._session_id} {role}")
 
-    def drain(self, cut_after_s: float, reason: GatewayError) -> None:
+    def drain(self, cut_after_s: float, reason: StatusError) -> None:
         """Ends the stream at its next pause, for a server that is shutting down.
 
         The utterance in progress goes on until it ends by itself, or for `cut_after_s` at
@@ -235,7 +228,7 @@ class RecognitionStream:
                 cut_after_s, self._stop_reading, EndReason.SHUTDOWN
             )
 
-    def _end_now(self, reason: GatewayError) -> None:
+    def _end_now(self, reason: StatusError) -> None:
         """Ends the stream at once for a broken limit; what was said still gets its final."""
         if self._input_done:
             return
@@ -319,7 +312,12 @@ class RecognitionStream:
                 update.language_code, update.translation_language_codes
             )
             await self._stt.resolve(self._model.name, spoken)
-            await self._translator.check(spoken, targets, multilingual=self._multilingual)
+            await self._translator.check(
+                spoken,
+                targets,
+                multilingual=self._multilingual,
+                recognized=recognized_languages(self._model),
+            )
             self._languages = Languages(spoken, targets)
             if self._source.state is SpeechState.INACTIVE:
                 self._utterance_languages = self._languages
@@ -332,10 +330,10 @@ class RecognitionStream:
         return not self._model.english_only
 
     def _on_audio(self, chunk: bytes) -> None:
-        if len(chunk) > self._tuning.max_chunk_bytes:
+        if len(chunk) > self._tuning.limits.max_chunk_bytes:
             raise InvalidRequestError(
                 f"audio chunk of {len(chunk)} bytes exceeds the limit of "
-                f"{self._tuning.max_chunk_bytes} bytes: send 20-100 ms per message"
+                f"{self._tuning.limits.max_chunk_bytes} bytes: send 20-100 ms per message"
             )
         self._source.push(chunk)
         self._pipeline.audio_arrived()

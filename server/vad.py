@@ -17,8 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime
 import webrtcvad
-from dragoman.gateway.audio import SAMPLE_RATE_HZ
 from faster_whisper.utils import get_assets_path
+
+from dragoman.gateway.audio import SAMPLE_RATE_HZ
+from dragoman.gateway.settings import VadDefaults
+from dragoman.settings import declared_range
 
 logger = logging.getLogger(__name__)
 
@@ -34,32 +37,32 @@ SILERO_STATE_RESET_SAMPLES = SAMPLE_RATE_HZ
 _SILERO_STATE_SHAPE = (1, 1, 128)
 _WEBRTC_FRAME_MS_CHOICES = (10, 20, 30)
 _INT16_MAX = 32767
+VAD_DEFAULTS = VadDefaults()
 
 
 @dataclass(frozen=True)
 class VadOptions:
     """Tuning of the dual VAD."""
 
-    aggressiveness: int = 2
+    aggressiveness: int = VAD_DEFAULTS.vad_aggressiveness
     """webrtcvad mode, 0 (lets most through) to 3 (most aggressive filtering of non-speech)."""
     webrtc_frame_ms: int = 30
     """webrtcvad frame length in ms: 10, 20 or 30."""
-    speech_threshold: float = 0.5
-    """Silero speech probability at or above which a window is speech, in (0, 1)."""
+    speech_threshold: float = VAD_DEFAULTS.vad_speech_threshold
+    """Silero speech probability at or above which a window is speech."""
 
     def __post_init__(self) -> None:
-        if self.aggressiveness not in range(4):
-            raise ValueError(
-                f"aggressiveness {self.aggressiveness} is invalid: valid values are 0, 1, 2, 3"
-            )
+        """The ranges are the gateway settings' declarations (`VadDefaults`)."""
+        for name, value in (
+            ("vad_aggressiveness", self.aggressiveness),
+            ("vad_speech_threshold", self.speech_threshold),
+        ):
+            valid = declared_range(VadDefaults, name)
+            if value not in valid:
+                raise ValueError(f"{name} {value} is out of range: valid values are {valid}")
         if self.webrtc_frame_ms not in _WEBRTC_FRAME_MS_CHOICES:
             raise ValueError(
                 f"webrtc_frame_ms {self.webrtc_frame_ms} is invalid: valid values are 10, 20, 30"
-            )
-        if not 0.0 < self.speech_threshold < 1.0:
-            raise ValueError(
-                f"speech_threshold {self.speech_threshold} is out of range: valid values are "
-                "greater than 0 and less than 1"
             )
 
 

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from aiohttp import web
+
 from dragoman.gateway.bridge import PATH, WebSocketBridge
 
 logger = logging.getLogger(__name__)

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-from dragoman.clients.audio_file import PcmAudio
 
 from dragoman.api.speech.v1 import speech_pb2
+from dragoman.clients.audio_file import PcmAudio
 
 
 def read_wav(path: Path) -> PcmAudio:

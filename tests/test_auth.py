@@ -6,7 +6,7 @@ import grpc
 import jwt
 import pytest
 
-from dragoman.auth import ANYONE, Authenticator, AuthError, Identity
+from dragoman.auth import ANYONE, Authenticator, AuthError, AuthSettings, Identity
 from dragoman.settings import SettingsError
 
 SECRET = "a-secret-of-the-test-that-is-long-enough-for-hs256"
@@ -17,9 +17,11 @@ def authenticator(tmp_path) -> Authenticator:
     (tmp_path / "tokens").write_text("a recognize rooms=standup,team-*\nb captions\n")
     (tmp_path / "secret").write_text(SECRET)
     return Authenticator(
-        tokens_file=str(tmp_path / "tokens"),
-        jwt_hs256_secret_file=str(tmp_path / "secret"),
-        jwt_audience="dragoman",
+        AuthSettings(
+            auth_tokens_file=str(tmp_path / "tokens"),
+            auth_jwt_hs256_secret_file=str(tmp_path / "secret"),
+            auth_jwt_audience="dragoman",
+        )
     )
 
 
@@ -61,4 +63,4 @@ def test_a_jwt_with_a_malformed_rooms_claim_is_not_accepted(authenticator, rooms
 def test_a_tokens_file_with_a_bad_room_names_the_line(tmp_path) -> None:
     (tmp_path / "tokens").write_text("ok\nbad rooms=standup,not/a/room\n")
     with pytest.raises(SettingsError, match=r"tokens:2: not/a/room is not a room name"):
-        Authenticator(tokens_file=str(tmp_path / "tokens"))
+        Authenticator(AuthSettings(auth_tokens_file=str(tmp_path / "tokens")))

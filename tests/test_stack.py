@@ -6,9 +6,9 @@ import signal
 
 import grpc
 import pytest
-from dragoman.clients.wer import normalize
 
 from dragoman.api.speech.v1 import speech_pb2_grpc
+from dragoman.clients.wer import normalize
 from tests.captions import Listener
 from tests.conftest import DATA
 from tests.processes import Launcher, children, gone, wait_serving

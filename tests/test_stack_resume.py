@@ -13,11 +13,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+
+from dragoman.api.speech.v1 import speech_pb2_grpc
 from dragoman.clients.audio_file import PcmAudio
 from dragoman.clients.streaming import SendLog, stream_audio, streaming_config
 from dragoman.clients.wer import normalize, word_error_rate
-
-from dragoman.api.speech.v1 import speech_pb2_grpc
 from tests.conftest import DATA
 from tests.processes import Launcher, children, wait_serving
 from tests.prometheus import scrape, value

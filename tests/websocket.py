@@ -5,11 +5,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiohttp
-from dragoman.clients.audio_file import PcmAudio
-from dragoman.gateway.bridge import JSON_PROTOCOL, PROTO_PROTOCOL
 from google.protobuf import json_format
 
 from dragoman.api.speech.v1 import websocket_pb2
+from dragoman.clients.audio_file import PcmAudio
+from dragoman.gateway.bridge import JSON_PROTOCOL, PROTO_PROTOCOL
 
 END_OF_AUDIO = json.dumps({"endOfAudio": {}})
 Frame = str | bytes

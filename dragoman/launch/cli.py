@@ -18,8 +18,10 @@ from dragoman.settings import (
     SettingsError,
     SettingsT,
     add_arguments,
+    declared,
     describe,
     from_arguments,
+    updated,
 )
 from dragoman.stt.settings import SttSettings
 from dragoman.translate.settings import TranslateSettings
@@ -64,7 +66,7 @@ def _client_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _gateway_default(name: str) -> float:
-    return GatewaySettings.model_fields[name].default
+    return declared(GatewaySettings, name).default
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -248,7 +250,7 @@ def _settings(
     """A service's settings; a gateway given no web root serves the page of the distribution."""
     settings = from_arguments(cls, args, prefix, **overrides)
     if isinstance(settings, GatewaySettings) and not settings.web_root:
-        return settings.model_copy(update={"web_root": str(PAGE)})
+        return updated(settings, web_root=str(PAGE))
     return settings
 
 
@@ -262,7 +264,7 @@ def _embedded_service(
     free = {} if hasattr(args, prefix + "port") else {"port": 0}
     settings = from_arguments(cls, args, prefix, host="127.0.0.1", **free)
     if gateway.metrics_port == 0 and "metrics_port" not in settings.model_fields_set:
-        return settings.model_copy(update={"metrics_port": 0})
+        return updated(settings, metrics_port=0)
     return settings
 
 

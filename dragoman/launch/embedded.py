@@ -13,6 +13,7 @@ from dragoman.gateway.settings import GatewaySettings
 from dragoman.launch.edge import Edge
 from dragoman.launch.stack_settings import EdgeSettings
 from dragoman.serving import run_until_signal
+from dragoman.settings import updated
 from dragoman.stt.app import SttApp
 from dragoman.stt.settings import SttSettings
 from dragoman.translate.app import TranslateApp
@@ -53,8 +54,10 @@ class EmbeddedStack:
         await self.translate.start()
         await self.stt.wait_ready()
         await self.translate.wait_ready()
-        settings = self.gateway_settings.model_copy(
-            update={"stt_target": self.stt.address, "translate_target": self.translate.address}
+        settings = updated(
+            self.gateway_settings,
+            stt_target=self.stt.address,
+            translate_target=self.translate.address,
         )
         self.gateway = GatewayApp(settings)
         await self.gateway.start()
@@ -69,7 +72,7 @@ class EmbeddedStack:
 
     def with_stt_model(self, model: str) -> "EmbeddedStack":
         """A stack like this one (not started) whose STT service serves `model`."""
-        stt = self.stt_settings.model_copy(update={"model": model})
+        stt = updated(self.stt_settings, model=model)
         return EmbeddedStack(
             self.gateway_settings, stt, self.translate_settings, self.edge_settings
         )

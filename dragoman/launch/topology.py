@@ -20,15 +20,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dragoman.gateway.app import SERVICE_NAME as GATEWAY_SERVICE
 from dragoman.gateway.settings import GatewaySettings
+from dragoman.interfaces import STT_SERVICE_NAME, TRANSLATE_SERVICE_NAME
 from dragoman.launch.children import die_with_parent
 from dragoman.launch.edge import Edge
 from dragoman.launch.embedded import public_endpoints
 from dragoman.launch.redis_server import RedisServer
 from dragoman.launch.stack_settings import EdgeSettings, TopologySettings
-from dragoman.settings import as_environment
-from dragoman.stt.service import SERVICE_NAME as STT_SERVICE
+from dragoman.settings import as_environment, updated
 from dragoman.stt.settings import SttSettings
-from dragoman.translate.service import SERVICE_NAME as TRANSLATE_SERVICE
 from dragoman.translate.settings import TranslateSettings
 
 logger = logging.getLogger(__name__)
@@ -134,22 +133,25 @@ class Topology:
     ) -> None:
         self.settings = topology
         self.replicas = [
-            _replica(f"stt-{i + 1}", "stt", stt, STT_SERVICE) for i in range(topology.stt_replicas)
+            _replica(f"stt-{i + 1}", "stt", stt, STT_SERVICE_NAME)
+            for i in range(topology.stt_replicas)
         ] + [
-            _replica(f"translate-{i + 1}", "translator", translate, TRANSLATE_SERVICE)
+            _replica(f"translate-{i + 1}", "translator", translate, TRANSLATE_SERVICE_NAME)
             for i in range(topology.translate_replicas)
         ]
-        self.redis = None if gateway.redis_url else RedisServer(topology.redis_port or free_port())
+        self.redis = (
+            None if gateway.redis.redis_url else RedisServer(topology.redis_port or free_port())
+        )
         backends = {
             "stt_target": _balanced_target(self.replicas, "stt"),
             "translate_target": _balanced_target(self.replicas, "translator"),
-            "redis_url": self.redis.url if self.redis is not None else gateway.redis_url,
+            "redis_url": self.redis.url if self.redis is not None else gateway.redis.redis_url,
         }
         self.gateways = [
             ServiceProcess(
                 f"gateway-{i + 1}",
                 "gateway",
-                _with_free_ports(gateway, every=i > 0).model_copy(update=backends),
+                updated(_with_free_ports(gateway, every=i > 0), **backends),
                 GATEWAY_SERVICE,
             )
             for i in range(topology.gateways)

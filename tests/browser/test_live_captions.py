@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dragoman.clients.tcp_proxy import CuttableProxy
-from dragoman.clients.wer import normalize
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from dragoman.clients.tcp_proxy import CuttableProxy
+from dragoman.clients.wer import normalize
 from dragoman.launch.edge import Edge
 from dragoman.launch.stack_settings import EdgeSettings
 from tests.conftest import DATA, own_gateway

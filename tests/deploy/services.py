@@ -7,15 +7,15 @@ their files to these.
 import re
 from dataclasses import dataclass
 
-from dragoman.gateway.settings import GatewaySettings
-from dragoman.stt.settings import SttSettings
-from dragoman.translate.settings import TranslateSettings
 from google.protobuf.descriptor import ServiceDescriptor
 from pydantic_settings import BaseSettings
 
 from dragoman.api.speech.v1 import speech_pb2
 from dragoman.api.stt.v1 import stt_pb2
 from dragoman.api.translate.v1 import translate_pb2
+from dragoman.gateway.settings import GatewaySettings
+from dragoman.stt.settings import SttSettings
+from dragoman.translate.settings import TranslateSettings
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
 from dragoman.gateway.settings import GatewaySettings
 from dragoman.stt.settings import SttSettings
 from dragoman.translate.settings import TranslateSettings
-
 from tests.deploy.services import (
     REDIS,
     REDIS_CLI_PING,

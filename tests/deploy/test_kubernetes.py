@@ -20,12 +20,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from dragoman.gateway.metrics import GatewayMetrics
-from dragoman.stt.app import SttApp
-from dragoman.translate.app import TranslateApp
 from prometheus_client.metrics import MetricWrapperBase
 
+from dragoman.gateway.metrics import GatewayMetrics
 from dragoman.metrics import Metrics, WorkMetrics
+from dragoman.settings import leaves
+from dragoman.stt.app import SttApp
+from dragoman.translate.app import TranslateApp
 from tests.deploy.services import (
     REDIS,
     REDIS_CLI_PING,
@@ -138,7 +139,8 @@ class Build:
         unknown = {
             name
             for name in variables
-            if name.removeprefix(service.prefix).lower() not in service.settings.model_fields
+            if name.removeprefix(service.prefix).lower()
+            not in {path[-1] for path, _ in leaves(service.settings)}
         }
         assert not unknown, f"{self.overlay}: {deployment} has no settings {sorted(unknown)}"
         with pytest.MonkeyPatch.context() as patch:
@@ -260,8 +262,8 @@ def test_gateway_reaches_backends_through_headless_services(build: Build) -> Non
     services = build.of_kind("Service")
     gateway = build.settings("gateway")
     for deployment, target in (
-        ("stt", gateway.stt_target),
-        ("translate", gateway.translate_target),
+        ("stt", gateway.backends.stt_target),
+        ("translate", gateway.backends.translate_target),
     ):
         assert target.startswith("dns:///"), target
         host, _, port = target.removeprefix("dns:///").rpartition(":")
@@ -380,7 +382,7 @@ def test_gateways_scale_out_before_they_refuse_streams(build: Build) -> None:
         for m in hpa["spec"]["metrics"]
         if m["type"] == "Pods" and m["pods"]["metric"]["name"] == "dragoman_gateway_active_streams"
     ]
-    assert int(streams["target"]["averageValue"]) < build.settings("gateway").max_streams
+    assert int(streams["target"]["averageValue"]) < build.settings("gateway").limits.max_streams
 
 
 def test_monitoring_files_serve_what_the_autoscalers_ask(build: Build) -> None:
@@ -416,7 +418,7 @@ def _memory_bytes(quantity: str) -> int:
 def test_gateways_share_caption_rooms_through_the_redis_service(build: Build) -> None:
     """Rooms in one gateway's memory would give a listener only the speakers who reached
     the same gateway: every gateway names the one Redis, by its Service and port."""
-    url = build.settings("gateway").redis_url
+    url = build.settings("gateway").redis.redis_url
     parsed = urlsplit(url)
     assert (parsed.scheme, parsed.path) == ("redis", "/0"), url
     service = build.of_kind("Service")[parsed.hostname]["spec"]

@@ -27,9 +27,9 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from dragoman.clients.wer import normalize
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.clients.wer import normalize
 from tests.processes import Launcher, free_port, isolated
 
 ROOT = Path(__file__).resolve().parents[2]

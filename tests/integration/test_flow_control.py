@@ -10,12 +10,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+
+from dragoman.api.speech.v1 import speech_pb2_grpc
 from dragoman.clients import conversation
 from dragoman.clients.audio_file import PcmAudio
 from dragoman.clients.conversation import Conversation
 from dragoman.clients.wer import normalize, word_error_rate
-
-from dragoman.api.speech.v1 import speech_pb2_grpc
 from tests.conftest import DATA, edge_in_front, own_gateway
 from tests.streaming import audio_requests, config_request, finals, seconds
 from tests.test_cli import dragoman

@@ -7,9 +7,9 @@ import uuid
 
 import grpc
 import httpx
-from dragoman.clients.wer import normalize
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
+from dragoman.clients.wer import normalize
 from tests.conftest import DATA
 from tests.grpc_web import HEADERS, FrameReader, frame, status, unary
 from tests.streaming import audio_requests, config_request, finals, read_wav
@@ -129,7 +129,7 @@ class CaptionListener:
 
 
 def _wait_for_listeners(stack, room: str, count: int) -> None:
-    rooms = stack.stack.gateway.servicer.rooms
+    rooms = stack.stack.gateway.sessions.rooms
     deadline = time.monotonic() + 30
     while rooms.listeners(room) != count:
         assert time.monotonic() < deadline, f"{rooms.listeners(room)} listeners, not {count}"

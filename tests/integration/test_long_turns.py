@@ -3,11 +3,11 @@ no word is lost or said twice at a cut: the gateway and STT service on loopback,
 monologue of over a minute of real speech, streamed as it is spoken."""
 
 import pytest
+
+from dragoman.api.speech.v1 import speech_pb2
 from dragoman.clients import conversation, conversation_bench
 from dragoman.clients.conversation import Conversation
 from dragoman.clients.wer import word_error_rate
-
-from dragoman.api.speech.v1 import speech_pb2
 from tests.conftest import DATA
 from tests.streaming import audio_requests, config_request, finals, paced
 

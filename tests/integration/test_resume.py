@@ -12,14 +12,14 @@ import aiohttp
 import grpc
 import numpy as np
 import pytest
+from google.protobuf import json_format
+
+from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc, websocket_pb2
 from dragoman.clients.audio_file import PcmAudio
 from dragoman.clients.streaming import stream_audio, streaming_config
 from dragoman.clients.tcp_proxy import CuttableProxy
 from dragoman.clients.wer import normalize, word_error_rate
 from dragoman.gateway.bridge import JSON_PROTOCOL
-from google.protobuf import json_format
-
-from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc, websocket_pb2
 from dragoman.launch.redis_server import RedisServer
 from dragoman.launch.topology import free_port
 from tests.conftest import DATA, own_gateway
@@ -277,7 +277,7 @@ def _slowly(requests):
 
 def _detached(gateway, timeout_s: float = 5) -> None:
     deadline = time.monotonic() + timeout_s
-    while any(s.attached for s in gateway.sessions):
+    while any(s.attached for s in gateway.sessions.registry):
         assert time.monotonic() < deadline, "the session never detached"
         time.sleep(0.02)
 

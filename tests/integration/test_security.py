@@ -10,14 +10,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from dragoman.clients.streaming import streaming_config
-from dragoman.stt.app import SttApp
-from dragoman.stt.settings import SttSettings
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dragoman.api.speech.v1 import speech_pb2, speech_pb2_grpc
 from dragoman.api.stt.v1 import stt_pb2, stt_pb2_grpc
 from dragoman.auth import PERMISSION_DENIED_MESSAGE, UNAUTHENTICATED_MESSAGE
+from dragoman.clients.streaming import streaming_config
+from dragoman.stt.app import SttApp
+from dragoman.stt.settings import SttSettings
 from tests.certificates import Authority
 from tests.conftest import DATA, edge_in_front, own_gateway
 from tests.grpc_web import unary

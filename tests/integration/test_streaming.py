@@ -7,12 +7,12 @@ import av
 import numpy as np
 import pytest
 import soxr
-from dragoman.clients.audio_file import PcmAudio
-from dragoman.clients.wer import normalize, word_error_rate
-from dragoman.stt.models import prepare
 from faster_whisper import WhisperModel
 
 from dragoman.api.speech.v1 import speech_pb2
+from dragoman.clients.audio_file import PcmAudio
+from dragoman.clients.wer import normalize, word_error_rate
+from dragoman.stt.models import prepare
 from tests.conftest import DATA
 from tests.streaming import (
     audio_requests,

@@ -32,7 +32,7 @@ def test_an_utterance_longer_than_the_grace_is_cut_and_finalized(stack, gateway)
     segment = received[-1].speech_event.segment_id
 
     async def drain() -> None:
-        gateway.servicer.drain(grace_s=0.4)
+        gateway.sessions.drain(grace_s=0.4)
 
     stack.loop.run(drain())
     with pytest.raises(grpc.RpcError) as caught:

@@ -1,4 +1,5 @@
 import pytest
+
 from dragoman.gateway.vad import SileroModel
 
 

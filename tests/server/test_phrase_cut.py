@@ -1,6 +1,7 @@
 """Where long speech is cut: after the last phrase that has certainly ended."""
 
 import pytest
+
 from dragoman.gateway.phrase_cut import HOLDBACK_S, MIN_PIECE_S, PhraseCut, choose
 from dragoman.gateway.transcriber import TimedWord
 

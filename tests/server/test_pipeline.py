@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+
+from dragoman.errors import StatusError
 from dragoman.gateway import pipeline as pipeline_module
 from dragoman.gateway.audio import SAMPLE_RATE_HZ
-from dragoman.gateway.errors import BackendUnavailableError, GatewayError, OverloadedError
+from dragoman.gateway.errors import BackendUnavailableError, OverloadedError
 from dragoman.gateway.pipeline import Languages, PendingFinal, RecognitionPipeline
 from dragoman.gateway.policy import PROBE_EVERY_S, PolicyTuning
 from dragoman.gateway.segmenter import (
@@ -84,7 +86,7 @@ class Pending:
             transcript(text, words=words, audio_end_s=audio_end_s, model_s=model_s)
         )
 
-    def fail(self, error: GatewayError) -> None:
+    def fail(self, error: StatusError) -> None:
         self.answer.set_exception(error)
 
 

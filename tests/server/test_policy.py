@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+
 from dragoman.gateway.policy import (
     MIN_NEW_AUDIO_S,
     PROBE_EVERY_S,

@@ -5,6 +5,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
+
+from dragoman.api.speech.v1 import speech_pb2
 from dragoman.gateway.errors import OverloadedError
 from dragoman.gateway.metrics import GatewayMetrics
 from dragoman.gateway.room_store import (
@@ -16,8 +18,6 @@ from dragoman.gateway.room_store import (
 from dragoman.gateway.room_store_redis import RedisRoomStore
 from dragoman.gateway.rooms import CaptionRooms
 from dragoman.gateway.translation import Translator
-
-from dragoman.api.speech.v1 import speech_pb2
 from dragoman.launch.redis_server import RedisServer
 from dragoman.launch.topology import free_port
 from dragoman.metrics import Metrics

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from dragoman.gateway.audio import SAMPLE_RATE_HZ
 from dragoman.gateway.vad import (
     SILERO_WINDOW_SAMPLES,
@@ -10,7 +11,6 @@ from dragoman.gateway.vad import (
     VadDecision,
     VadOptions,
 )
-
 from tests.streaming import read_float
 
 SPEECH = Path(__file__).parents[1] / "data" / "speech"
@@ -127,10 +127,10 @@ def test_silero_rejects_windows_of_the_wrong_size(model: SileroModel) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"aggressiveness": 4}, "valid values are 0, 1, 2, 3"),
+        ({"aggressiveness": 4}, "vad_aggressiveness 4 is out of range: valid values are 0-3"),
         ({"webrtc_frame_ms": 25}, "valid values are 10, 20, 30"),
-        ({"speech_threshold": 1.0}, "less than 1"),
-        ({"speech_threshold": 0.0}, "greater than 0"),
+        ({"speech_threshold": 1.0}, r"between 0 and 1 \(exclusive\)"),
+        ({"speech_threshold": 0.0}, r"between 0 and 1 \(exclusive\)"),
     ],
 )
 def test_invalid_options_are_rejected_with_valid_values(
