@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from dragoman.gateway.settings import GatewaySettings
+from dragoman.settings import declared
 from dragoman.stt.settings import SttSettings
 from dragoman.translate.settings import TranslateSettings
 from tests.deploy.services import (
@@ -161,7 +162,7 @@ def test_the_gateways_share_caption_rooms_in_redis(profiles: tuple[str, ...]) ->
     speakers who reached the same gateway."""
     services = config(*profiles)["services"]
     variable = "DRAGOMAN_GATEWAY_REDIS_URL"
-    assert variable.removeprefix(SERVICES["gateway"].prefix).lower() in GatewaySettings.model_fields
+    assert declared(GatewaySettings, variable.removeprefix(SERVICES["gateway"].prefix).lower())
     url = services["gateway"]["environment"][variable]
     parsed = urlsplit(url)
     assert (parsed.scheme, parsed.path) == ("redis", "/0"), url
