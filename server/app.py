@@ -71,9 +71,7 @@ class GatewayApp:
             room_store(settings),
             translator,
             gateway_metrics,
-            backlog=settings.rooms.caption_backlog,
-            listener_queue=settings.rooms.caption_listener_queue,
-            language_ttl_s=settings.rooms.caption_language_ttl_s,
+            settings.rooms,
         )
         self.sessions = SessionManager(
             settings,

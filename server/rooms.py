@@ -34,6 +34,7 @@ from dragoman.gateway.room_store import (
     listener_key,
     parse_position,
 )
+from dragoman.gateway.settings import RoomSettings
 from dragoman.gateway.translation import Translator
 
 logger = logging.getLogger(__name__)
@@ -76,17 +77,14 @@ class CaptionRooms:
         store: RoomStore,
         translator: Translator,
         metrics: GatewayMetrics,
-        *,
-        backlog: int,
-        listener_queue: int,
-        language_ttl_s: float,
+        settings: RoomSettings,
     ) -> None:
         self.store = store
         self._translator = translator
         self._metrics = metrics
-        self._backlog = backlog
-        self._listener_queue = listener_queue
-        self._language_ttl_s = language_ttl_s
+        self._backlog = settings.caption_backlog
+        self._listener_queue = settings.caption_listener_queue
+        self._language_ttl_s = settings.caption_language_ttl_s
         self._gateway = uuid.uuid4().hex[:12]
         self._readers: dict[str, _Reader] = {}
         self._listened: Counter[tuple[str, str]] = Counter()

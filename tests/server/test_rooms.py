@@ -17,6 +17,7 @@ from dragoman.gateway.room_store import (
 )
 from dragoman.gateway.room_store_redis import RedisRoomStore
 from dragoman.gateway.rooms import CaptionRooms
+from dragoman.gateway.settings import RoomSettings
 from dragoman.gateway.translation import Translator
 from dragoman.launch.redis_server import RedisServer
 from dragoman.launch.topology import free_port
@@ -57,9 +58,9 @@ def _rooms(
         store,
         translator or Translator(None),
         GatewayMetrics(Metrics("gateway")),
-        backlog=backlog,
-        listener_queue=queue,
-        language_ttl_s=5,
+        RoomSettings(
+            caption_backlog=backlog, caption_listener_queue=queue, caption_language_ttl_s=5
+        ),
     )
 
 
