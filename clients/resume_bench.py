@@ -33,6 +33,7 @@ from dragoman.gateway.settings import GatewaySettings
 from dragoman.launch.embedded import EmbeddedStack
 from dragoman.launch.redis_server import RedisServer
 from dragoman.launch.topology import free_port
+from dragoman.settings import updated
 from dragoman.stt.settings import SttSettings
 from dragoman.translate.settings import TranslateSettings
 
@@ -130,7 +131,7 @@ async def _kept_session_bytes(address: str, stack: EmbeddedStack) -> float:
             call.cancel()
         await asyncio.sleep(1.0)
     assert stack.gateway is not None
-    kept = len(stack.gateway.sessions)
+    kept = len(stack.gateway.sessions.registry)
     gc.collect()
     return (_rss_bytes() - before) / max(kept, 1)
 
@@ -165,11 +166,10 @@ async def run_resume_bench(drops: int, every_s: float, *, across_gateways: bool)
         assert stack.stt is not None
         assert stack.translate is not None
         second = GatewayApp(
-            gateway.model_copy(
-                update={
-                    "stt_target": stack.stt.address,
-                    "translate_target": stack.translate.address,
-                }
+            updated(
+                gateway,
+                stt_target=stack.stt.address,
+                translate_target=stack.translate.address,
             )
         )
         await second.start()

@@ -30,7 +30,8 @@ PREVIOUS_ATTEMPTS = "grpc-previous-rpc-attempts"
 """Metadata gRPC adds to a retried call: how many attempts came before."""
 CONNECTION_AGE_GRACE_S = 60.0
 """How long calls in flight on a connection closed for its age may still take: longer than
-any internal call's deadline (the gateway's `stt_timeout_s`, 30 s by default)."""
+the internal calls' deadlines (the gateway's `stt_timeout_s` and `translate_timeout_s`, 30 s
+by default; a longer deadline is cut here)."""
 T = TypeVar("T")
 ErrorCodes = Sequence[tuple[type[Exception], grpc.StatusCode]]
 """A service's one mapping to the status codes callers get of the errors that name none:

@@ -67,32 +67,48 @@ class Range:
 
     low: float | None = None
     high: float | None = None
-    exclusive: bool = False
+    low_exclusive: bool = False
+    high_exclusive: bool = False
 
     @classmethod
     def of(cls, field: FieldInfo) -> "Range":
-        low = high = None
-        exclusive = False
+        bounds: dict[str, Any] = {}
         for item in field.metadata:
-            if isinstance(item, annotated_types.Ge | annotated_types.Gt):
-                low = item.ge if isinstance(item, annotated_types.Ge) else item.gt
-            if isinstance(item, annotated_types.Le | annotated_types.Lt):
-                high = item.le if isinstance(item, annotated_types.Le) else item.lt
-            exclusive = exclusive or isinstance(item, annotated_types.Gt | annotated_types.Lt)
-        return cls(low, high, exclusive)
+            if isinstance(item, annotated_types.Ge):
+                bounds.update(low=item.ge, low_exclusive=False)
+            elif isinstance(item, annotated_types.Gt):
+                bounds.update(low=item.gt, low_exclusive=True)
+            elif isinstance(item, annotated_types.Le):
+                bounds.update(high=item.le, high_exclusive=False)
+            elif isinstance(item, annotated_types.Lt):
+                bounds.update(high=item.lt, high_exclusive=True)
+        return cls(**bounds)
 
     def __contains__(self, value: float) -> bool:
-        above = self.low is None or (value > self.low if self.exclusive else value >= self.low)
-        below = self.high is None or (value < self.high if self.exclusive else value <= self.high)
-        return above and below
+        if self.low is not None and (value <= self.low if self.low_exclusive else value < self.low):
+            return False
+        return self.high is None or (
+            value < self.high if self.high_exclusive else value <= self.high
+        )
 
     def __str__(self) -> str:
-        if self.low is None or self.high is None:
-            bound = "more than" if self.exclusive else "at least"
-            return f"{bound} {self.low:g}" if self.high is None else f"at most {self.high:g}"
-        if self.exclusive:
-            return f"between {self.low:g} and {self.high:g} (exclusive)"
-        return f"{self.low:g}-{self.high:g}"
+        low = (
+            None
+            if self.low is None
+            else f"{'more than' if self.low_exclusive else 'at least'} {self.low:g}"
+        )
+        high = (
+            None
+            if self.high is None
+            else f"{'less than' if self.high_exclusive else 'at most'} {self.high:g}"
+        )
+        if low and high:
+            if not (self.low_exclusive or self.high_exclusive):
+                return f"{self.low:g}-{self.high:g}"
+            if self.low_exclusive and self.high_exclusive:
+                return f"between {self.low:g} and {self.high:g} (exclusive)"
+            return f"{low} and {high}"
+        return low or high or "any value"
 
 
 def declared_range(settings_cls: type[BaseModel], name: str) -> Range:
@@ -139,16 +155,27 @@ class _FlatEnvironment(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         prefix = self.settings_cls.model_config.get("env_prefix", "")
+        environment = {name.upper(): value for name, value in os.environ.items()}
         found = {}
         for path, _ in leaves(self.settings_cls):
             variable = f"{prefix}{path[-1]}".upper()
-            if variable in os.environ:
-                found[path[-1]] = os.environ[variable]
+            if variable in environment:
+                found[path[-1]] = environment[variable]
         return found
 
 
 class NestedSettings(BaseSettings):
     """Settings whose groups are filled from flat names: keywords, variables and flags."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A flat name must say which setting it is: one leaf each, none named as a group."""
+        super().__pydantic_init_subclass__(**kwargs)
+        names = [path[-1] for path, _ in leaves(cls)]
+        groups = {name for name, field in cls.model_fields.items() if _group(field.annotation)}
+        clashes = {name for name in names if names.count(name) > 1} | (set(names) & groups)
+        if clashes:
+            raise TypeError(f"{cls.__name__} names settings twice: {', '.join(sorted(clashes))}")
 
     @model_validator(mode="before")
     @classmethod

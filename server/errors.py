@@ -32,7 +32,8 @@ class DrainingError(StatusError):
 
 
 class OverloadedError(StatusError):
-    """The backends are saturated; the message says when to retry."""
+    """This gateway or its backends have no room for the request now (`max_streams`, a full
+    STT queue); the message says when to retry."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 

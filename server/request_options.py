@@ -16,7 +16,7 @@ from dragoman.errors import InvalidRequestError
 from dragoman.gateway.segmenter import SegmenterOptions
 from dragoman.gateway.settings import GatewaySettings, VadDefaults
 from dragoman.gateway.vad import VadOptions
-from dragoman.settings import declared_range
+from dragoman.settings import Range, declared_range
 
 AUTO_LANGUAGE = "auto"
 ENCODINGS = {
@@ -28,6 +28,8 @@ LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 code ("haw"). Which languages are served, the STT and translation services say."""
 ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_SPEAKER_LABEL = 64
+SAMPLE_RATES = Range(8000, 48000)
+CHANNELS = Range(1, 8)
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,9 @@ def _seconds(duration: duration_pb2.Duration, default: float) -> float:
     return value if value else default
 
 
-def _check_range(problems: list[str], name: str, value: float, low: float, high: float) -> None:
-    if not low <= value <= high:
-        problems.append(f"{name} {value:g} is out of range: valid values are {low:g}-{high:g}")
+def _check_range(problems: list[str], name: str, value: float, valid: Range) -> None:
+    if value not in valid:
+        problems.append(f"{name} {value:g} is out of range: valid values are {valid}")
 
 
 def _aggressiveness(voice_activity: speech_pb2.VoiceActivityConfig, default: int) -> int:
@@ -168,8 +170,8 @@ def parse(
         )
     channels = config.audio_channel_count or 1
     if encoding == "LINEAR16":
-        _check_range(problems, "sample_rate_hertz", config.sample_rate_hertz, 8000, 48000)
-        _check_range(problems, "audio_channel_count", channels, 1, 8)
+        _check_range(problems, "sample_rate_hertz", config.sample_rate_hertz, SAMPLE_RATES)
+        _check_range(problems, "audio_channel_count", channels, CHANNELS)
     language, targets = _languages(
         problems, config.language_code, config.translation_language_codes
     )
@@ -188,11 +190,9 @@ def parse(
         ("max_utterance_duration", "max_utterance_s", max_utterance),
         ("min_speech", "min_speech_s", min_speech),
     ):
-        valid = declared_range(VadDefaults, setting)
-        if value not in valid:
-            problems.append(
-                f"voice_activity.{field} {value:g} is out of range: valid values are {valid}"
-            )
+        _check_range(
+            problems, f"voice_activity.{field}", value, declared_range(VadDefaults, setting)
+        )
     if caption_room:
         _check_room(problems, "caption_room", caption_room)
     if len(speaker_label) > MAX_SPEAKER_LABEL:

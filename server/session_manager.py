@@ -69,6 +69,8 @@ class SessionManager:
             metrics.active_streams.labels(transport).set_function(
                 lambda transport=transport: self._connections[transport]
             )
+        self._live: set[Session] = set()
+        """Every session whose stream runs, resumable or not: what a drain ends."""
         self._closing: set[asyncio.Task[None]] = set()
         self._drain_cut_s: float | None = None
 
@@ -82,8 +84,10 @@ class SessionManager:
         await self.registry.hand_over()
 
     async def close(self) -> None:
-        """Ends the sessions left and disconnects the session store."""
+        """Ends the sessions left, lets their caption rooms close, and disconnects the
+        session store."""
         await self.registry.close()
+        await asyncio.gather(*self._closing)
         if self.registry.store is not None:
             await self.registry.store.close()
 
@@ -101,8 +105,8 @@ class SessionManager:
         delivered before the server stops.
         """
         self._drain_cut_s = grace_s / 2
-        logger.info("draining %d sessions", len(self.registry))
-        for session in self.registry:
+        logger.info("draining %d sessions", len(self._live))
+        for session in list(self._live):
             self._drain(session)
 
     def _drain(self, session: Session) -> None:
@@ -159,6 +163,7 @@ class SessionManager:
             else:
                 session = await self._start(first.streaming_config, session_id, peer, caller)
                 last_sequence, offset_s = 0, 0.0
+            self._live.add(session)
             self._drain(session)
             yield speech_pb2.StreamingRecognizeResponse(
                 session=speech_pb2.SessionStarted(
@@ -293,7 +298,7 @@ class SessionManager:
                 and self._settings.resume.resume_grace_s > 0,
             )
         except BaseException:
-            await _close_room(stream)
+            await _close_room(stream.room)
             raise
 
     async def _resume(
@@ -324,7 +329,7 @@ class SessionManager:
                     frame_bytes=2 * options.channels,
                 )
             except BaseException:
-                await _close_room(stream)
+                await _close_room(stream.room)
                 raise
         session_id_var.set(session.session_id)
         self.metrics.resumes.labels("held" if session is found else "rebuilt").inc()
@@ -371,11 +376,11 @@ class SessionManager:
         try:
             return await self._open(options, session_id, room=room, start=start)
         except BaseException:
-            if room is not None:
-                await room.close(0)
+            await _close_room(room)
             raise
 
     def _session_ended(self, session: Session) -> None:
+        self._live.discard(session)
         logger.info("session %s ended", session.session_id)
         room = session.stream.room
         if room is not None:
@@ -392,10 +397,10 @@ def _check_room_access(caller: Identity, room: str) -> None:
         )
 
 
-async def _close_room(stream: RecognitionStream) -> None:
+async def _close_room(room: RoomPublisher | None) -> None:
     """Closes the room of a stream that never became a session."""
-    if stream.room is not None:
-        await stream.room.close(0)
+    if room is not None:
+        await room.close(0)
 
 
 async def _chunks(

@@ -558,7 +558,12 @@ class SessionRegistry:
         policy = (
             self.policy
             if resumable
-            else self.policy.model_copy(update={"resume_grace_s": 0.0, "resume_max_responses": 0})
+            else ResumePolicy.model_construct(
+                resume_grace_s=0.0,
+                resume_max_responses=0,
+                resume_check_s=0.0,
+                resume_max_per_minute=0,
+            )
         )
         token = secrets.token_urlsafe(24)
         store, epoch = self.store if resumable else None, 0

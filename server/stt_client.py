@@ -58,10 +58,8 @@ class ModelCatalog:
 
 
 def recognized_languages(info: stt_pb2.ModelInfo) -> Sequence[str]:
-    """The languages the model recognizes. A replica of release 0.1.0 lists none: an
-    English-only model's are still known, a multilingual one's are left to the replica,
-    which refuses a language its model lacks request by request."""
-    return info.language_codes or (["en"] if info.english_only else [])
+    """The languages the model recognizes, as its replica lists them."""
+    return info.language_codes
 
 
 def pcm16(audio: np.ndarray) -> bytes:

@@ -9,6 +9,7 @@ needs no torch and no network to load it.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections import deque
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime
 import webrtcvad
-from faster_whisper.utils import get_assets_path
 
 from dragoman.gateway.audio import SAMPLE_RATE_HZ
 from dragoman.gateway.settings import VadDefaults
@@ -66,6 +66,15 @@ class VadOptions:
             )
 
 
+def _faster_whisper_assets() -> str:
+    """faster-whisper's assets folder, found without importing the package, which would
+    load CTranslate2 and the tokenizer into a gateway that never runs Whisper."""
+    spec = importlib.util.find_spec("faster_whisper")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("faster-whisper, which ships the Silero VAD model, is not installed")
+    return os.path.join(spec.submodule_search_locations[0], "assets")
+
+
 class SileroModel:
     """The Silero VAD v6 network, loaded once and shared by every stream.
 
@@ -77,7 +86,7 @@ class SileroModel:
 
     def __init__(self, path: str | None = None) -> None:
         """path: the ONNX file; None for the silero_vad_v6.onnx that faster-whisper ships."""
-        self.path = path or os.path.join(get_assets_path(), "silero_vad_v6.onnx")
+        self.path = path or os.path.join(_faster_whisper_assets(), "silero_vad_v6.onnx")
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = 1

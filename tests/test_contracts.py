@@ -64,7 +64,7 @@ def test_voice_activity_comments_state_the_declared_range_and_default(
 ) -> None:
     valid = declared_range(VadDefaults, setting)
     unit = " s" if setting.endswith("_s") else ""
-    exclusive = " exclusive" if valid.exclusive else ""
+    exclusive = " exclusive" if valid.low_exclusive and valid.high_exclusive else ""
     default = declared(VadDefaults, setting).default
     expected = f"Range {valid.low:g}-{valid.high:g}{exclusive}{unit}; default {default:g}{unit}"
     comment = _comments("VoiceActivityConfig")[field]

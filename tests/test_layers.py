@@ -8,6 +8,8 @@ wrong way.
 """
 
 import ast
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,6 +129,25 @@ def test_services_keep_other_runtimes_out(service: str) -> None:
         if any(_within(target, runtime) for runtime in kept_out)
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_gateway_loads_no_whisper_runtime() -> None:
+    """Importing a package runs its `__init__`, which a static read cannot see: the gateway
+    is imported in a fresh interpreter, and the modules it loaded are checked."""
+    runtimes = ("torch", "ctranslate2", "faster_whisper", "transformers")
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, dragoman.gateway.app; print(' '.join(sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    wrong = sorted({name for name in loaded for runtime in runtimes if _within(name, runtime)})
+    assert not wrong, f"importing the gateway loads {wrong}"
 
 
 def test_a_wrong_import_is_named() -> None:

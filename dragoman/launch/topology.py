@@ -243,9 +243,7 @@ def _replica(
     health_service: str,
 ) -> ServiceProcess:
     """Replicas listen on loopback, each on ports of its own."""
-    settings = settings.model_copy(
-        update={"host": "127.0.0.1", "port": free_port(), "metrics_port": free_port()}
-    )
+    settings = updated(settings, host="127.0.0.1", port=free_port(), metrics_port=free_port())
     return ServiceProcess(name, command, settings, health_service)
 
 
@@ -254,8 +252,9 @@ def _with_free_ports(settings: GatewaySettings, *, every: bool) -> GatewaySettin
     Gateways after the first take free ports whatever was configured, as they share the
     host with the first."""
     fields = ("port", "http_port", "metrics_port")
-    return settings.model_copy(
-        update={field: free_port() for field in fields if every or getattr(settings, field) == 0}
+    return updated(
+        settings,
+        **{field: free_port() for field in fields if every or getattr(settings, field) == 0},
     )
 
 

@@ -132,22 +132,6 @@ def test_a_language_the_model_lacks_is_refused_with_the_valid_values(
     assert str(caught.value) == message
 
 
-def _release_0_1(english_only: bool) -> ModelCatalog:
-    """A catalog from a replica of release 0.1.0, which lists no languages."""
-    model = stt_pb2.ModelInfo(name="old", english_only=english_only, is_default=True)
-    return ModelCatalog(models={"old": model}, default="old")
-
-
-def test_an_english_only_model_of_a_release_0_1_replica_still_recognizes_only_english() -> None:
-    with pytest.raises(InvalidRequestError, match="valid values are en, or 'auto'"):
-        _release_0_1(english_only=True).resolve("", "es")
-
-
-def test_a_multilingual_model_of_a_release_0_1_replica_leaves_languages_to_it() -> None:
-    """The replica refuses a language its model lacks request by request."""
-    assert _release_0_1(english_only=False).resolve("", "es").name == "old"
-
-
 def test_compressed_audio_needs_no_rate() -> None:
     compressed = speech_pb2.RecognitionConfig(encoding=speech_pb2.AUDIO_ENCODING_COMPRESSED)
     assert (
