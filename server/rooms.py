@@ -67,6 +67,10 @@ class _Reader:
     listeners: set[_Listener] = field(default_factory=set)
     started: asyncio.Future[None] = field(default_factory=asyncio.Future)
     task: asyncio.Task[None] | None = None
+    stopping: bool = False
+    """Set when its last listener leaves: it ends after the read in flight, which is never
+    cancelled (a blocking read cancelled mid-way can leave its Redis connection waiting on
+    the answer, and hang whoever gets that connection next)."""
 
 
 class CaptionRooms:
@@ -172,7 +176,7 @@ class CaptionRooms:
         try:
             cursor = await self.store.end(room)
             reader.started.set_result(None)
-            while True:
+            while not reader.stopping:
                 captions, cursor = await self.store.read(room, cursor)
                 for stored in captions:
                     for listener in reader.listeners:
@@ -210,9 +214,16 @@ class CaptionRooms:
     def _leave(self, room: str, reader: _Reader, listener: _Listener) -> None:
         reader.listeners.discard(listener)
         if not reader.listeners and reader.task is not None:
-            reader.task.cancel()
+            self._stop(reader)
             if self._readers.get(room) is reader:
                 del self._readers[room]
+
+    def _stop(self, reader: _Reader) -> None:
+        """Lets the reader end after its read in flight (at most the store's read wait)."""
+        reader.stopping = True
+        if reader.task is not None and not reader.task.done():
+            self._background.add(reader.task)
+            reader.task.add_done_callback(self._background.discard)
 
     async def _render(
         self, room: str, stored: StoredCaption, language: str, *, replayed: bool
@@ -297,10 +308,14 @@ class CaptionRooms:
                     logger.warning("room %s: languages not renewed: %s", room, error)
 
     async def close(self) -> None:
-        tasks = [r.task for r in self._readers.values() if r.task is not None]
+        """Stops the readers (each within the store's read wait) and the renewal."""
+        for reader in list(self._readers.values()):
+            self._stop(reader)
         if self._renewal is not None:
-            tasks.append(self._renewal)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, *self._background, return_exceptions=True)
+            self._renewal.cancel()
+        await asyncio.gather(
+            *([self._renewal] if self._renewal is not None else []),
+            *self._background,
+            return_exceptions=True,
+        )
         await self.store.close()
