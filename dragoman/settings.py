@@ -11,6 +11,7 @@ range back for whatever else must state it.
 """
 
 import argparse
+import functools
 import os
 import types
 import typing
@@ -111,6 +112,7 @@ class Range:
         return low or high or "any value"
 
 
+@functools.cache
 def declared_range(settings_cls: type[BaseModel], name: str) -> Range:
     """The range the setting named `name` declares: what a request's value must keep too."""
     return Range.of(declared(settings_cls, name))

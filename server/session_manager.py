@@ -28,7 +28,7 @@ from dragoman.gateway.segmenter import STREAM_START, StreamPosition
 from dragoman.gateway.sessions import Session, SessionRegistry
 from dragoman.gateway.settings import GatewaySettings
 from dragoman.gateway.stream import RecognitionStream, StreamTuning
-from dragoman.gateway.stt_client import SttClient, recognized_languages
+from dragoman.gateway.stt_client import SttClient
 from dragoman.gateway.translation import Translator
 from dragoman.gateway.utterance_spans import UtteranceSpans
 from dragoman.gateway.vad import SileroModel
@@ -246,12 +246,7 @@ class SessionManager:
         if self._drain_cut_s is not None:
             raise DrainingError("the gateway is shutting down; retry on another replica")
         model = await self._stt.resolve(options.model, options.language_code)
-        await self._translator.check(
-            options.language_code,
-            options.translation_targets,
-            multilingual=not model.english_only,
-            recognized=recognized_languages(model),
-        )
+        await self._translator.check(options.language_code, options.translation_targets, model)
         return RecognitionStream(
             options,
             model,

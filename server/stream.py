@@ -40,7 +40,7 @@ from dragoman.gateway.segmenter import (
     UtteranceEnded,
 )
 from dragoman.gateway.settings import FinalSettings, InterimSettings, StreamLimits
-from dragoman.gateway.stt_client import SttClient, recognized_languages
+from dragoman.gateway.stt_client import SttClient
 from dragoman.gateway.transcriber import Call, Purpose, SttTranscriber, Transcript
 from dragoman.gateway.translation import Translator
 from dragoman.gateway.utterance_spans import UtteranceSpans
@@ -312,12 +312,7 @@ class RecognitionStream:
                 update.language_code, update.translation_language_codes
             )
             await self._stt.resolve(self._model.name, spoken)
-            await self._translator.check(
-                spoken,
-                targets,
-                multilingual=self._multilingual,
-                recognized=recognized_languages(self._model),
-            )
+            await self._translator.check(spoken, targets, self._model)
             self._languages = Languages(spoken, targets)
             if self._source.state is SpeechState.INACTIVE:
                 self._utterance_languages = self._languages

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -41,12 +40,10 @@ class ModelCatalog:
             raise InvalidRequestError(
                 f"model {chosen!r} is not served: valid values are {', '.join(sorted(self.models))}"
             )
-        recognized = recognized_languages(info)
+        recognized = info.language_codes
         if language_code and recognized and language_code not in recognized:
             others = [
-                m
-                for m, i in sorted(self.models.items())
-                if language_code in recognized_languages(i)
+                m for m, i in sorted(self.models.items()) if language_code in i.language_codes
             ]
             raise InvalidRequestError(
                 f"language_code {language_code!r} is not recognized by the "
@@ -55,11 +52,6 @@ class ModelCatalog:
                 + (f"; models that recognize it: {', '.join(others)}" if others else "")
             )
         return info
-
-
-def recognized_languages(info: stt_pb2.ModelInfo) -> Sequence[str]:
-    """The languages the model recognizes, as its replica lists them."""
-    return info.language_codes
 
 
 def pcm16(audio: np.ndarray) -> bytes:

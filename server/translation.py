@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from dragoman.api.speech.v1 import speech_pb2
+from dragoman.api.stt.v1 import stt_pb2
 from dragoman.api.translate.v1 import translate_pb2
 from dragoman.durations import duration
 from dragoman.errors import InvalidRequestError, StatusError
@@ -63,13 +64,12 @@ class Translator:
             f"{_describe(pairs, multilingual)}"
         )
 
-    async def check(
-        self, source: str, targets: Sequence[str], *, multilingual: bool, recognized: Sequence[str]
-    ) -> None:
+    async def check(self, source: str, targets: Sequence[str], model: stt_pb2.ModelInfo) -> None:
         """Refuses a stream whose targets cannot be served from its configured language,
         or, with the language detected, whose targets nothing can reach: not Whisper's
         English, not a language the model recognizes (a same-language target), not the
         target of any pair the translation service serves."""
+        multilingual = not model.english_only
         if source:
             for target in targets:
                 await self.route(source, target, multilingual=multilingual)
@@ -82,7 +82,7 @@ class Translator:
                 f"translation to {', '.join(targets)} needs the translation service, "
                 "which this gateway is not configured with"
             )
-        reachable = {ENGLISH, *recognized, *(target for _, target in pairs)}
+        reachable = {ENGLISH, *model.language_codes, *(target for _, target in pairs)}
         unreachable = [t for t in targets if t not in reachable]
         if unreachable:
             raise InvalidRequestError(
